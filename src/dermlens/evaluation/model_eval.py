@@ -1,0 +1,88 @@
+"""Evaluate a checkpoint (.pt) or an exported model (.onnx) on any labelled dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dermlens.data.dataset import LabelledImages
+from dermlens.data.images import Preprocessing
+from dermlens.errors import DatasetError, ModelFileError
+
+
+@dataclass
+class Scorer:
+    """The least a model must offer to be evaluated: its classes, preprocessing and logits."""
+
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    temperature: float
+    logits: Callable[[np.ndarray], np.ndarray]
+    name: str
+
+
+def load_scorer(path: str | Path) -> Scorer:
+    """A `Scorer` for a dermlens checkpoint (needs torch) or ONNX export (ONNX Runtime only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    if path.suffix == ".onnx":
+        from dermlens.inference.onnx_model import OnnxModel
+
+        model = OnnxModel.load(path)
+        return Scorer(model.classes, model.preprocessing, model.temperature, model.logits, path.name)
+    import torch
+
+    from dermlens.training.checkpoint import load_model
+
+    network, info = load_model(path)
+
+    def logits(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return network(torch.from_numpy(batch)).numpy()
+
+    return Scorer(info.classes, info.preprocessing, info.temperature, logits, path.name)
+
+
+def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 64,
+                  cache_dir: Path | None = None) -> np.ndarray:
+    """Calibrated probabilities (N, n_classes) for every image of ``dataset``, with a progress bar."""
+    from dermlens.data.imagecache import load_images
+    from dermlens.inference.calibration import softmax
+    from dermlens.progress import track
+
+    images = load_images(dataset.paths, scorer.preprocessing, cache_dir)
+    chunks = [np.arange(i, min(i + batch_size, len(images))) for i in range(0, len(images), batch_size)]
+    logits = [scorer.logits(scorer.preprocessing.normalize(np.asarray(images[c])))
+              for c in track(chunks, "Predicting", total=len(chunks))]
+    return softmax(np.concatenate(logits), scorer.temperature)
+
+
+def evaluate_model(model_path: str | Path, dataset: LabelledImages, out_dir: str | Path, *,
+                   isic_submission: bool = False, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Metrics, plots and report of a model on a dataset, written to ``out_dir``.
+
+    >>> from dermlens.data.readers import read_dataset                                   # doctest: +SKIP
+    >>> evaluate_model("runs/ham/best.pt", read_dataset("data/ham10000"), "eval/")      # doctest: +SKIP
+    """
+    from dermlens.evaluation.report import evaluate_predictions
+    from dermlens.evaluation.submission import write_isic_submission
+
+    scorer = load_scorer(model_path)
+    try:
+        dataset = dataset.with_classes(scorer.classes)
+    except ValueError as error:
+        raise DatasetError(f"the dataset does not fit the model {scorer.name}: {error}") from None
+    probabilities = score_dataset(scorer, dataset, cache_dir=cache_dir)
+    out_dir = Path(out_dir)
+    metrics = evaluate_predictions(
+        dataset.targets, probabilities, scorer.classes, out_dir,
+        title=f"dermlens evaluation of {scorer.name}", image_ids=list(dataset.ids),
+        source_note=f"{len(dataset)} images from {dataset.source or 'the given dataset'}")
+    if isic_submission:
+        write_isic_submission(list(dataset.ids), probabilities, scorer.classes,
+                              out_dir / "isic_submission.csv")
+    return metrics

@@ -1,0 +1,1 @@
+"""Exporting trained models (ONNX now; more formats with the custom-vision projects)."""

@@ -1,0 +1,1 @@
+"""Training: configs, image and feature caches, the epoch loop, checkpoints and `fit`."""

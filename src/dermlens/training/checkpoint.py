@@ -1,0 +1,98 @@
+"""Checkpoints that carry everything needed to use them: classes, preprocessing, config, metrics.
+
+``best.pt`` (the model kept by the validation metric) is small and self-describing; ``last.pt``
+adds the optimiser, schedule, history and random state so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dermlens.data.images import Preprocessing
+from dermlens.errors import ModelFileError
+
+FORMAT = "dermlens-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    """What a checkpoint says about its model, besides the weights."""
+
+    backbone: str
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    dropout: float = 0.2
+    n_metadata: int = 0
+    temperature: float = 1.0
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backbone": self.backbone, "classes": list(self.classes),
+                "preprocessing": self.preprocessing.to_dict(), "dropout": self.dropout,
+                "n_metadata": self.n_metadata, "temperature": self.temperature,
+                "config": self.config, "metrics": self.metrics}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelInfo":
+        return cls(backbone=values["backbone"], classes=tuple(values["classes"]),
+                   preprocessing=Preprocessing.from_dict(values["preprocessing"]),
+                   dropout=float(values.get("dropout", 0.2)), n_metadata=int(values.get("n_metadata", 0)),
+                   temperature=float(values.get("temperature", 1.0)), config=values.get("config", {}),
+                   metrics=values.get("metrics", {}))
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a kill mid-write never leaves a broken file."""
+    import torch
+
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, partial)
+    os.replace(partial, path)
+
+
+def save_model(model, info: ModelInfo, path: Path, **extra: Any) -> None:
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    atomic_save({"format": FORMAT, "version": VERSION, "info": info.to_dict(),
+                 "state_dict": module.state_dict(), **extra}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw checkpoint dictionary, with clear errors for a missing or foreign file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"checkpoint {path} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # unpickling raises many types
+        raise ModelFileError(f"{path} is not a readable PyTorch checkpoint: {error}") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a dermlens checkpoint (train one with `dermlens train`)")
+    if blob.get("version", 0) > VERSION:
+        raise ModelFileError(f"{path} was written by a newer dermlens; upgrade to read it")
+    return blob
+
+
+def load_model(path: str | Path):
+    """(model in eval mode, ModelInfo) from a dermlens checkpoint.
+
+    >>> model, info = load_model("runs/ham/best.pt")   # doctest: +SKIP
+    """
+    from dermlens.models import create_model
+
+    blob = read_checkpoint(path)
+    info = ModelInfo.from_dict(blob["info"])
+    model = create_model(info.backbone, len(info.classes), pretrained=False, dropout=info.dropout,
+                         n_metadata=info.n_metadata)
+    try:
+        model.load_state_dict(blob["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise ModelFileError(f"weights in {path} do not match backbone {info.backbone}: {error}") from None
+    return model.eval(), info

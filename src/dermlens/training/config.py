@@ -1,0 +1,171 @@
+"""A run, described by a frozen dataclass tree loaded from YAML and overridden from the command line.
+
+>>> config = load_config(None, ["training.epochs=3", "model.backbone=efficientnet_lite1"])
+>>> config.training.epochs, config.model.backbone
+(3, 'efficientnet_lite1')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dermlens.errors import ConfigError
+
+Weighting = Literal["none", "balanced", "sqrt"]
+Finetune = Literal["none", "last", "all"]
+Schedule = Literal["cosine", "onecycle", "constant"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = ""
+    images: str = ""  # image folder when `path` is a CSV whose images live elsewhere
+    split_file: str = ""  # reuse a saved split instead of drawing one
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    seed: int = 0
+    height: int = 150
+    width: int = 200
+    cache_dir: str = ""  # default: ~/.cache/dermlens
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    weights_path: str = ""
+    dropout: float = 0.2
+    use_metadata: bool = False  # fuse age, sex and body site into the head
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool = True
+    rotate: bool = True  # any angle: a lesion has no up or down
+    zoom: tuple[float, float] = (1.0, 1.35)  # random resized crop by zooming in
+    translate: float = 0.08
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    channel_gain: float = 0.08  # white-balance shifts between cameras and clinics
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    head_epochs: int = 60  # linear head on cached features; 0 skips the stage
+    head_lr: float = 3e-3
+    finetune: Finetune = "all"
+    finetune_stages: int = 4  # with finetune=last: how many trailing stages learn
+    epochs: int = 9
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 1e-2
+    schedule: Schedule = "cosine"
+    warmup_steps: int = 150
+    class_weighting: Weighting = "balanced"
+    sampling: Weighting = "none"
+    label_smoothing: float = 0.1
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    max_minutes: float = 0.0  # 0 = no time budget
+    seed: int = 0
+    threads: int = 0  # 0 = all cores
+    select_metric: str = "balanced_accuracy"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    """Turn a YAML or command-line value into the field's declared type, or say what is expected."""
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return _build(kind, value, where)
+    if origin is Literal:
+        if value not in typing.get_args(kind):
+            raise ConfigError(f"{where} must be one of {list(typing.get_args(kind))}, got {value!r}")
+        return value
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        args = typing.get_args(kind)
+        if len(items) != len(args):
+            raise ConfigError(f"{where} needs {len(args)} comma-separated values, got {value!r}")
+        return tuple(_coerce(a, v, where) for a, v in zip(args, items))
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError
+                return value.lower() in ("true", "yes", "1")
+            return bool(value)
+        if kind in (int, float, str):
+            return kind(value) if value is not None else kind()
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a {kind.__name__}, got {value!r}") from None
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown} in {where or 'config'}; known: {sorted(known)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}".lstrip(".")) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
+    node[leaf] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the YAML file, then ``key=value`` overrides (values parsed as YAML scalars)."""
+    tree: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections (data, model, training)")
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    return _build(RunConfig, tree, "")
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
