@@ -20,8 +20,9 @@ class Scorer:
     classes: tuple[str, ...]
     preprocessing: Preprocessing
     temperature: float
-    logits: Callable[[np.ndarray], np.ndarray]
+    logits: Callable[..., np.ndarray]  # (images, metadata or None) -> logits
     name: str
+    uses_metadata: bool = False
 
 
 def load_scorer(path: str | Path) -> Scorer:
@@ -33,18 +34,21 @@ def load_scorer(path: str | Path) -> Scorer:
         from dermlens.inference.onnx_model import OnnxModel
 
         model = OnnxModel.load(path)
-        return Scorer(model.classes, model.preprocessing, model.temperature, model.logits, path.name)
+        return Scorer(model.classes, model.preprocessing, model.temperature,
+                      lambda batch, metadata=None: model.logits(batch), path.name)
     import torch
 
     from dermlens.training.checkpoint import load_model
 
     network, info = load_model(path)
 
-    def logits(batch: np.ndarray) -> np.ndarray:
+    def logits(batch: np.ndarray, metadata: np.ndarray | None = None) -> np.ndarray:
         with torch.inference_mode():
-            return network(torch.from_numpy(batch)).numpy()
+            rows = None if metadata is None else torch.from_numpy(metadata)
+            return network(torch.from_numpy(batch), rows).numpy()
 
-    return Scorer(info.classes, info.preprocessing, info.temperature, logits, path.name)
+    return Scorer(info.classes, info.preprocessing, info.temperature, logits, path.name,
+                  uses_metadata=info.n_metadata > 0)
 
 
 def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 64,
@@ -54,9 +58,14 @@ def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 
     from dermlens.inference.calibration import softmax
     from dermlens.progress import track
 
+    from dermlens.data.metadata import metadata_matrix
+
     images = load_images(dataset.paths, scorer.preprocessing, cache_dir)
+    # a model trained with patient metadata gets the dataset's (unknown where a column is missing)
+    metadata = metadata_matrix(dataset.metadata, len(dataset)) if scorer.uses_metadata else None
     chunks = [np.arange(i, min(i + batch_size, len(images))) for i in range(0, len(images), batch_size)]
-    logits = [scorer.logits(scorer.preprocessing.normalize(np.asarray(images[c])))
+    logits = [scorer.logits(scorer.preprocessing.normalize(np.asarray(images[c])),
+                            None if metadata is None else metadata[c])
               for c in track(chunks, "Predicting", total=len(chunks))]
     return softmax(np.concatenate(logits), scorer.temperature)
 

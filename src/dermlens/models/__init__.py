@@ -1,6 +1,5 @@
-"""Backbones and the classifier built on them. Importing this package imports torch."""
+"""Backbones and the classifier built on them. torch is imported only when a model is built."""
 
-from dermlens.models.classifier import SkinClassifier
 from dermlens.models.registry import (
     BackboneSpec,
     create_model,
@@ -11,7 +10,6 @@ from dermlens.models.registry import (
 
 __all__ = [
     "BackboneSpec",
-    "SkinClassifier",
     "create_model",
     "get_backbone",
     "list_backbones",

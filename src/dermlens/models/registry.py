@@ -142,7 +142,7 @@ for _name, _timm, _desc, _layer, _stages in [
      ("conv1", "bn1", "conv2", "bn2", "block1", "block2", "block3", "block4", "block5", "block6",
       "block7", "block8", "block9", "block10", "block11", "block12", "conv3", "bn3", "conv4", "bn4")),
     ("inception_resnet_v2", "inception_resnet_v2", "Inception-ResNet-v2", "backbone.conv2d_7b",
-     ("conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3a", "conv2d_4a", "mixed_5b", "repeat.",
+     ("conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3b", "conv2d_4a", "mixed_5b", "repeat.",
       "mixed_6a", "repeat_1", "mixed_7a", "repeat_2", "block8", "conv2d_7b")),
 ]:
     register_backbone(BackboneSpec(

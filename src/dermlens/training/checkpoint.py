@@ -56,10 +56,13 @@ def atomic_save(obj: Any, path: Path) -> None:
     os.replace(partial, path)
 
 
-def save_model(model, info: ModelInfo, path: Path, **extra: Any) -> None:
+def save_model(model, info: ModelInfo, path: Path, *, state_dict: dict | None = None,
+               **extra: Any) -> None:
+    """Write a checkpoint of ``model`` (or of ``state_dict``, a modified copy of its weights)."""
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
     atomic_save({"format": FORMAT, "version": VERSION, "info": info.to_dict(),
-                 "state_dict": module.state_dict(), **extra}, path)
+                 "state_dict": state_dict if state_dict is not None else module.state_dict(),
+                 **extra}, path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -70,9 +73,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelFileError(f"checkpoint {path} does not exist")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling raises many types
-        raise ModelFileError(f"{path} is not a readable PyTorch checkpoint: {error}") from None
+        raise ModelFileError(f"{path} is not a readable dermlens checkpoint (only tensors and plain "
+                             f"values are loaded, never code): {error}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a dermlens checkpoint (train one with `dermlens train`)")
     if blob.get("version", 0) > VERSION:
@@ -87,8 +91,13 @@ def load_model(path: str | Path):
     """
     from dermlens.models import create_model
 
+    from dermlens.data.metadata import N_FEATURES
+
     blob = read_checkpoint(path)
     info = ModelInfo.from_dict(blob["info"])
+    if info.n_metadata not in (0, N_FEATURES):
+        raise ModelFileError(f"{path} expects {info.n_metadata} patient metadata features; this "
+                             f"version of dermlens encodes {N_FEATURES} (age, sex, body site)")
     model = create_model(info.backbone, len(info.classes), pretrained=False, dropout=info.dropout,
                          n_metadata=info.n_metadata)
     try:

@@ -18,6 +18,7 @@ import yaml
 from dermlens.errors import ConfigError
 
 Weighting = Literal["none", "balanced", "sqrt"]
+ImbalanceLoss = Literal["weighted", "logit_adjusted"]
 Finetune = Literal["none", "last", "all"]
 Schedule = Literal["cosine", "onecycle", "constant"]
 
@@ -61,6 +62,7 @@ class TrainingConfig:
     head_lr: float = 3e-3
     finetune: Finetune = "all"
     finetune_stages: int = 4  # with finetune=last: how many trailing stages learn
+    freeze_batchnorm: bool = True  # keep pretrained BatchNorm statistics while fine-tuning
     epochs: int = 9
     batch_size: int = 32
     lr: float = 5e-4
@@ -68,6 +70,12 @@ class TrainingConfig:
     schedule: Schedule = "cosine"
     warmup_steps: int = 150
     class_weighting: Weighting = "balanced"
+    #: "logit_adjusted" (Menon et al., 2021) adds log class priors to the logits while training, so
+    #: the plain logits at prediction time aim at balanced accuracy without huge per-class weights
+    imbalance_loss: ImbalanceLoss = "weighted"
+    #: shift the decision towards rare classes after training: logits - tau * log(training prior),
+    #: tau chosen on validation, baked into the classifier bias (post-hoc logit adjustment)
+    prior_correction: bool = True
     sampling: Weighting = "none"
     label_smoothing: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -119,7 +127,13 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
                     raise ValueError
                 return value.lower() in ("true", "yes", "1")
             return bool(value)
-        if kind in (int, float, str):
+        if kind in (int, float) and isinstance(value, bool):
+            raise ValueError
+        if kind is int and not float(value).is_integer():
+            raise ValueError
+        if kind is int:
+            return int(float(value))
+        if kind in (float, str):
             return kind(value) if value is not None else kind()
     except (TypeError, ValueError):
         raise ConfigError(f"{where} must be a {kind.__name__}, got {value!r}") from None

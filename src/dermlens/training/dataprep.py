@@ -27,8 +27,11 @@ class PreparedData:
     images_key: str = ""
 
 
-def prepare_data(config: RunConfig, out_dir: Path) -> PreparedData:
-    """Read the dataset, reuse or draw the grouped split (saved in the run folder), load images."""
+def prepare_data(config: RunConfig, out_dir: Path, write: bool = True) -> PreparedData:
+    """Read the dataset, reuse or draw the grouped split (saved in the run folder), load images.
+
+    Under DDP only rank 0 writes (``write``); the split is drawn from the seed, so every rank has it.
+    """
     from dermlens.data.metadata import metadata_matrix
     from dermlens.data.readers import read_dataset
     from dermlens.data.splits import grouped_split, load_split, save_split
@@ -45,7 +48,8 @@ def prepare_data(config: RunConfig, out_dir: Path) -> PreparedData:
         split = load_split(Path(config.data.split_file), dataset)
     else:
         split = grouped_split(dataset, fractions=config.data.fractions, seed=config.data.seed)
-    save_split(split, dataset, saved)
+    if write:
+        save_split(split, dataset, saved)
     counts = {name: len(getattr(split, name)) for name in ("train", "val", "test")}
     say(f"{len(dataset)} images, {len(dataset.classes)} classes; split {counts} (grouped, seed "
         f"{config.data.seed}) saved to {saved}")

@@ -5,38 +5,23 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import nn
 
 from dermlens.progress import say
-from dermlens.training.checkpoint import atomic_save, read_checkpoint
 from dermlens.training.loop import train_epoch
 from dermlens.training.schedule import epoch_order, lr_factor
 from dermlens.training.stages import freeze, set_train_mode, trainable_prefixes
 
-LAST = "last.pt"
-
-
-def _resume(trainer, optimizer, generator) -> tuple[int, int]:
-    """Restore model, optimiser, history and random state from last.pt: (next epoch, step)."""
-    path = trainer.out_dir / LAST
-    if not path.is_file():
+def _resume(previous: dict | None, optimizer, generator) -> tuple[int, int]:
+    """Optimiser and random state of an interrupted run (the model was restored already):
+    (next epoch, step). A run stopped after its head stage starts fine-tuning at epoch 1."""
+    if previous is None or "optimizer" not in previous:
         return 1, 0
-    state = read_checkpoint(path)
-    if state["info"]["config"] != trainer.config.to_dict():
-        from dermlens.errors import ConfigError
-
-        raise ConfigError(f"{trainer.out_dir} holds a run with another configuration; "
-                          f"use a new --out folder (or delete {path} to start over)")
-    trainer.model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    trainer.history = state["history"]
-    trainer.best_score = state["best_score"]
-    say(f"resuming {trainer.out_dir} after epoch {state['epoch']}")
-    return state["epoch"] + 1, state["step"]
+    optimizer.load_state_dict(previous["optimizer"])
+    generator.set_state(previous["generator"])
+    return previous["epoch"] + 1, previous["step"]
 
 
-def run_finetuning(trainer) -> None:
+def run_finetuning(trainer, previous: dict | None) -> None:
     config, t = trainer.config, trainer.config.training
     model, data, dist = trainer.model, trainer.data, trainer.dist
     prefixes = trainable_prefixes(trainer.spec, t.finetune, t.finetune_stages)
@@ -45,11 +30,13 @@ def run_finetuning(trainer) -> None:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
                                   weight_decay=t.weight_decay)
     generator = torch.Generator().manual_seed(t.seed + dist.rank)
-    first_epoch, step = _resume(trainer, optimizer, generator)
+    first_epoch, step = _resume(previous, optimizer, generator)
     wrapped = dist.wrap(model)
-    loss_fn = nn.CrossEntropyLoss(weight=trainer.loss_weights(), label_smoothing=t.label_smoothing)
+    loss_fn = trainer.loss()
     train = data.split.train
-    steps_per_epoch = max(1, len(train) // dist.world_size // t.batch_size)
+    per_rank = len(train) // dist.world_size
+    # the loop also runs a last partial batch (all but a batch of one image)
+    steps_per_epoch = max(1, per_rank // t.batch_size + int(per_rank % t.batch_size > 1))
     total_steps = steps_per_epoch * t.epochs
     counter = {"step": step}
 
@@ -60,6 +47,8 @@ def run_finetuning(trainer) -> None:
 
     counter["step"] -= 1
     on_step()  # the schedule applies from the first step, also after a resume
+    # a random-initialised network has no statistics worth keeping
+    freeze_batchnorm = t.freeze_batchnorm and bool(config.model.pretrained or config.model.weights_path)
     last_epoch_minutes = 0.0
     for epoch in range(first_epoch, t.epochs + 1):
         over_budget = bool(t.max_minutes) and trainer.minutes() + last_epoch_minutes > t.max_minutes
@@ -67,7 +56,7 @@ def run_finetuning(trainer) -> None:
             say(f"stopping before epoch {epoch}: the {t.max_minutes:g}-minute budget would be exceeded")
             break
         started = time.monotonic()
-        set_train_mode(model, prefixes)
+        set_train_mode(model, prefixes, freeze_batchnorm)
         order = train[epoch_order(data.targets[train], t.sampling, t.seed, epoch, dist.rank,
                                   dist.world_size)]
         row = train_epoch(wrapped, trainer.normalizer, data.images, data.targets, order,
@@ -78,11 +67,8 @@ def run_finetuning(trainer) -> None:
         if dist.is_main:
             trainer.record({"epoch": epoch, "stage": "finetune", **row,
                             "lr": optimizer.param_groups[0]["lr"]})
-            atomic_save({"format": "dermlens-checkpoint", "version": 1, "info": trainer.info.to_dict(),
-                         "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "generator": generator.get_state(), "history": trainer.history,
-                         "best_score": trainer.best_score, "epoch": epoch, "step": counter["step"]},
-                        trainer.out_dir / LAST)
+            trainer.save_progress(epoch, optimizer=optimizer.state_dict(),
+                                  generator=generator.get_state(), step=counter["step"])
         dist.barrier()
         last_epoch_minutes = (time.monotonic() - started) / 60
     freeze(model, ("",))

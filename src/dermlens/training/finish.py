@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+
 from dermlens.progress import say
 
 
@@ -37,10 +38,12 @@ def finish_run(trainer):
         image_ids=[data.dataset.ids[i] for i in held_out],
         source_note=f"{len(held_out)} images of {data.dataset.source or 'the dataset'}, "
                     f"grouped split (no lesion in two subsets); temperature {temperature:.3f}")
-    best_row = max((r for r in trainer.history), key=lambda r: r["val_" + trainer.config.training.select_metric])
+    metric = "val_" + trainer.config.training.select_metric
+    best_row = max(trainer.history, key=lambda r: -np.inf if r[metric] is None else r[metric])
     info.temperature = temperature
     info.metrics = {"held_out_subset": subset, "n_held_out": int(len(held_out)),
                     "selected_epoch": best_row["epoch"], "selected_stage": best_row["stage"],
+                    "prior_tau": best_row.get("prior_tau", 0.0),
                     "validation": {k: v for k, v in best_row.items() if k.startswith("val_")},
                     subset: {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_auc",
                                                      "macro_average_precision", "ece") if k in metrics},

@@ -9,7 +9,6 @@ epoch so a stopped run resumes. Under ``torchrun`` each rank trains on its shard
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +36,24 @@ class Run:
     minutes: float = 0.0
 
 
-def _validation_scores(logits: np.ndarray, targets: np.ndarray, classes: tuple[str, ...]) -> dict:
+PRIOR_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _validation_scores(logits: np.ndarray, targets: np.ndarray, classes: tuple[str, ...],
+                       log_prior: np.ndarray | None) -> dict:
+    """Validation metrics at the prior correction (tau) with the best balanced accuracy."""
     from dermlens.evaluation.metrics import classification_metrics
     from dermlens.inference.calibration import nll_loss, softmax
 
-    metrics = classification_metrics(targets, softmax(logits), classes)
-    return {"val_loss": nll_loss(logits, targets, 1.0), "val_accuracy": metrics["accuracy"],
-            "val_balanced_accuracy": metrics["balanced_accuracy"], "val_macro_auc": metrics["macro_auc"]}
+    best: dict = {}
+    for tau in PRIOR_TAUS if log_prior is not None else (0.0,):
+        adjusted = logits - tau * log_prior if tau else logits
+        metrics = classification_metrics(targets, softmax(adjusted), classes)
+        if not best or metrics["balanced_accuracy"] > best["val_balanced_accuracy"] + 1e-9:
+            best = {"val_loss": nll_loss(adjusted, targets, 1.0), "val_accuracy": metrics["accuracy"],
+                    "val_balanced_accuracy": metrics["balanced_accuracy"],
+                    "val_macro_auc": metrics["macro_auc"], "prior_tau": tau}
+    return best
 
 
 def write_history(history: list[dict[str, Any]], out_dir: Path) -> None:
@@ -60,17 +70,15 @@ def write_history(history: list[dict[str, Any]], out_dir: Path) -> None:
 class Trainer:
     """Holds one run's state between stages; `fit` below is the public entry point."""
 
-    def __init__(self, config: RunConfig, out_dir: Path, data: PreparedData) -> None:
+    def __init__(self, config: RunConfig, out_dir: Path, data: PreparedData, dist) -> None:
         import torch
 
         from dermlens.models import create_model, get_backbone
         from dermlens.training.augment import Normalizer
         from dermlens.training.checkpoint import ModelInfo
-        from dermlens.training.distributed import Distributed
 
-        self.config, self.out_dir, self.data = config, out_dir, data
+        self.config, self.out_dir, self.data, self.dist = config, out_dir, data, dist
         self.spec = get_backbone(config.model.backbone)
-        self.dist = Distributed.from_environment()
         self.model = create_model(
             config.model.backbone, len(data.dataset.classes), pretrained=config.model.pretrained,
             weights_path=config.model.weights_path or None, dropout=config.model.dropout,
@@ -81,6 +89,13 @@ class Trainer:
                               preprocessing=data.preprocessing, dropout=config.model.dropout,
                               n_metadata=self.model.n_metadata, config=config.to_dict())
         self.history: list[dict[str, Any]] = []
+        self.log_prior = None
+        if config.training.prior_correction:
+            from dermlens.training.losses import effective_prior
+
+            train_targets = data.targets[data.split.train]
+            self.log_prior = np.log(effective_prior(train_targets, len(data.dataset.classes),
+                                                    config.training))
         self.best_score = -np.inf
         self.started = time.monotonic()
 
@@ -93,11 +108,13 @@ class Trainer:
 
     def record(self, row: dict[str, Any]) -> None:
         """Score the model on validation; keep it as best.pt when the named metric improves."""
+        import torch
+
         from dermlens.training.checkpoint import save_model
 
         val = self.data.split.val
         scores = _validation_scores(self.logits(val, "Validating"), self.data.targets[val],
-                                    self.data.dataset.classes)
+                                    self.data.dataset.classes, self.log_prior)
         row = {**row, **scores, "seconds": round(time.monotonic() - self.started, 1)}
         self.history.append(row)
         metric = "val_" + self.config.training.select_metric
@@ -107,22 +124,22 @@ class Trainer:
         improved = row[metric] is not None and row[metric] > self.best_score
         if improved:
             self.best_score = row[metric]
-            save_model(self.model, self.info, self.out_dir / BEST, epoch=row["epoch"])
+            state = self.model.state_dict()
+            if row["prior_tau"]:  # bake the decision shift into the saved classifier bias
+                state = {**state, "classifier.bias": state["classifier.bias"]
+                         - float(row["prior_tau"]) * torch.from_numpy(self.log_prior).float()}
+            save_model(self.model, self.info, self.out_dir / BEST, state_dict=state, epoch=row["epoch"])
         auc = row["val_macro_auc"]
         say(f"[{row['stage']} {row['epoch']}] val balanced accuracy {row['val_balanced_accuracy']:.3f}"
             f"  macro AUC {'n/a' if auc is None else format(auc, '.3f')}  loss {row['val_loss']:.3f}"
             + ("  (best so far, saved)" if improved else ""))
         write_history(self.history, self.out_dir)
 
-    def loss_weights(self):
-        import torch
+    def loss(self):
+        from dermlens.training.losses import imbalance_loss
 
-        from dermlens.training.schedule import class_weights
-
-        train_targets = self.data.targets[self.data.split.train]
-        weights = class_weights(train_targets, len(self.data.dataset.classes),
-                                self.config.training.class_weighting)
-        return torch.tensor(weights, dtype=torch.float32)
+        return imbalance_loss(self.data.targets[self.data.split.train], len(self.data.dataset.classes),
+                              self.config.training)
 
     # -- stage 1: linear head on cached features --------------------------------------------
     def fit_head(self) -> None:
@@ -135,18 +152,52 @@ class Trainer:
         if self.data.metadata is not None:
             features = np.concatenate([features, self.data.metadata[train]], axis=1)
         train_head(self.model.classifier, features, self.data.targets[train], epochs=t.head_epochs,
-                   lr=t.head_lr, weights=self.loss_weights(), label_smoothing=t.label_smoothing,
-                   seed=t.seed)
-        self.record({"epoch": 0, "stage": "head"})
+                   lr=t.head_lr, loss_fn=self.loss(), seed=t.seed)
+        if self.dist.is_main:
+            self.record({"epoch": 0, "stage": "head"})
+            self.save_progress(0)
 
     # -- stage 2: fine-tuning ---------------------------------------------------------------
-    def fine_tune(self) -> None:
+    def fine_tune(self, previous: dict | None) -> None:
         from dermlens.training.finetune import run_finetuning
 
-        run_finetuning(self)
+        run_finetuning(self, previous)
+
+    # -- resuming ---------------------------------------------------------------------------
+    def save_progress(self, epoch: int, **state: Any) -> None:
+        """last.pt: the model now, the history and everything else needed to continue after ``epoch``."""
+        from dermlens.training.checkpoint import save_model
+
+        save_model(self.model, self.info, self.out_dir / LAST, history=self.history,
+                   best_score=self.best_score, epoch=epoch, **state)
+
+    def restore(self, previous: dict) -> None:
+        self.model.load_state_dict(previous["state_dict"])
+        self.history = previous["history"]
+        self.best_score = previous["best_score"]
 
     def minutes(self) -> float:
         return (time.monotonic() - self.started) / 60
+
+
+def _previous_run(config: RunConfig, out_dir: Path, resume: bool, is_main: bool) -> dict | None:
+    """The interrupted run to resume in ``out_dir`` (same config only), or None to start afresh."""
+    from dermlens.training.checkpoint import read_checkpoint
+
+    last = out_dir / LAST
+    if not last.is_file():
+        return None
+    if not resume:
+        if is_main:
+            for name in (LAST, BEST):
+                (out_dir / name).unlink(missing_ok=True)
+        return None
+    previous = read_checkpoint(last)
+    if previous["info"]["config"] != config.to_dict():
+        raise ConfigError(f"{out_dir} holds a run with another configuration; use a new --out "
+                          f"folder, or --fresh to start this one over")
+    say(f"resuming {out_dir} after epoch {previous['epoch']}")
+    return previous
 
 
 def fit(config: RunConfig, out_dir: str | Path, *, resume: bool = True) -> Run:
@@ -159,23 +210,33 @@ def fit(config: RunConfig, out_dir: str | Path, *, resume: bool = True) -> Run:
     """
     import torch
 
+    from dermlens.training.distributed import Distributed
+
     out_dir = Path(out_dir)
     t = config.training
-    if not config.model.pretrained and not config.model.weights_path and t.finetune != "all":
+    pretrained = config.model.pretrained or bool(config.model.weights_path)
+    if not pretrained and t.finetune != "all":
         raise ConfigError("training from scratch needs training.finetune=all (a random backbone "
                           "cannot stay frozen)")
+    if not (pretrained and t.head_epochs > 0) and (t.finetune == "none" or t.epochs == 0):
+        raise ConfigError("nothing to train: set training.head_epochs above 0 (pretrained backbones) "
+                          "or training.epochs above 0 with training.finetune=last or all")
     torch.manual_seed(t.seed)
     if t.threads:
         torch.set_num_threads(t.threads)
+    dist = Distributed.from_environment()
+    previous = _previous_run(config, out_dir, resume, dist.is_main)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(config, out_dir)
-    save_config(config, out_dir / "config.yaml")
-    trainer = Trainer(config, out_dir, data)
-    resumed = (out_dir / LAST).is_file() and resume
-    if not resumed and t.head_epochs > 0 and (config.model.pretrained or config.model.weights_path):
+    data = prepare_data(config, out_dir, write=dist.is_main)
+    if dist.is_main:
+        save_config(config, out_dir / "config.yaml")
+    trainer = Trainer(config, out_dir, data, dist)
+    if previous is not None:
+        trainer.restore(previous)
+    elif t.head_epochs > 0 and pretrained:
         trainer.fit_head()
     if t.finetune != "none" and t.epochs > 0:
-        trainer.fine_tune()
+        trainer.fine_tune(previous)
     from dermlens.training.finish import finish_run
 
     run = finish_run(trainer)

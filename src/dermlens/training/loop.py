@@ -65,14 +65,12 @@ def predict_logits(model: nn.Module, normalizer: Normalizer, images: np.ndarray,
 
 
 def train_head(classifier: nn.Linear, features: np.ndarray, targets: np.ndarray, *,
-               epochs: int, lr: float, weights: torch.Tensor, label_smoothing: float,
-               seed: int) -> None:
+               epochs: int, lr: float, loss_fn: nn.Module, seed: int) -> None:
     """Fit the linear head on cached backbone features (seconds), in place."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(np.asarray(features, np.float32))
     y = torch.from_numpy(targets)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=lr, weight_decay=1e-3)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
     steps = max(1, len(x) // 256)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps)
     classifier.train()

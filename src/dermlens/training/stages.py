@@ -26,11 +26,18 @@ def freeze(model: nn.Module, prefixes: tuple[str, ...]) -> int:
     return count
 
 
-def set_train_mode(model: nn.Module, prefixes: tuple[str, ...]) -> None:
-    """Train mode for learning modules; frozen ones stay in eval so BatchNorm statistics keep."""
+def set_train_mode(model: nn.Module, prefixes: tuple[str, ...], freeze_batchnorm: bool = True) -> None:
+    """Train mode for learning modules; frozen ones stay in eval mode.
+
+    With ``freeze_batchnorm`` every BatchNorm layer keeps its pretrained running statistics. Batches of
+    32 similar-looking dermoscopic images give statistics far from ImageNet's, so switching BatchNorm
+    to batch statistics makes the features the cached-feature head was fitted on jump (measured on
+    HAM10000: loss 1.59 in eval mode vs 2.99 in train mode on the same images), and the first
+    fine-tuning epochs are spent recovering. Its scale and shift still learn.
+    """
     model.train()
-    if prefixes == ("",):
-        return
     for name, module in model.named_modules():
-        if name and not name.startswith(prefixes) and not any(p.startswith(name + ".") for p in prefixes):
+        frozen = prefixes != ("",) and name and not name.startswith(prefixes) and not any(
+            p.startswith(name + ".") for p in prefixes)
+        if frozen or (freeze_batchnorm and isinstance(module, nn.modules.batchnorm._BatchNorm)):
             module.eval()
