@@ -69,6 +69,7 @@ class TrainingConfig:
     weight_decay: float = 1e-2
     schedule: Schedule = "cosine"
     warmup_steps: int = 150
+    ema_decay: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights
     class_weighting: Weighting = "balanced"
     #: "logit_adjusted" (Menon et al., 2021) adds log class priors to the logits while training, so
     #: the plain logits at prediction time aim at balanced accuracy without huge per-class weights

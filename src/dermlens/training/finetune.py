@@ -7,17 +7,20 @@ import time
 import torch
 
 from dermlens.progress import say
+from dermlens.training.averaging import WeightAverage
 from dermlens.training.loop import train_epoch
 from dermlens.training.schedule import epoch_order, lr_factor
 from dermlens.training.stages import freeze, set_train_mode, trainable_prefixes
 
-def _resume(previous: dict | None, optimizer, generator) -> tuple[int, int]:
+def _resume(previous: dict | None, optimizer, generator, average: WeightAverage) -> tuple[int, int]:
     """Optimiser and random state of an interrupted run (the model was restored already):
     (next epoch, step). A run stopped after its head stage starts fine-tuning at epoch 1."""
     if previous is None or "optimizer" not in previous:
         return 1, 0
     optimizer.load_state_dict(previous["optimizer"])
     generator.set_state(previous["generator"])
+    if previous.get("weight_average"):
+        average.load_state_dict(previous["weight_average"])
     return previous["epoch"] + 1, previous["step"]
 
 
@@ -30,7 +33,8 @@ def run_finetuning(trainer, previous: dict | None) -> None:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
                                   weight_decay=t.weight_decay)
     generator = torch.Generator().manual_seed(t.seed + dist.rank)
-    first_epoch, step = _resume(previous, optimizer, generator)
+    average = WeightAverage(model, t.ema_decay)
+    first_epoch, step = _resume(previous, optimizer, generator, average)
     wrapped = dist.wrap(model)
     loss_fn = trainer.loss()
     train = data.split.train
@@ -41,12 +45,13 @@ def run_finetuning(trainer, previous: dict | None) -> None:
     counter = {"step": step}
 
     def on_step() -> None:
+        average.update(model)
         counter["step"] += 1
         for group in optimizer.param_groups:
             group["lr"] = t.lr * lr_factor(counter["step"], total_steps, t.warmup_steps, t.schedule)
 
-    counter["step"] -= 1
-    on_step()  # the schedule applies from the first step, also after a resume
+    for group in optimizer.param_groups:  # the schedule applies from the first step, also on resume
+        group["lr"] = t.lr * lr_factor(counter["step"], total_steps, t.warmup_steps, t.schedule)
     # a random-initialised network has no statistics worth keeping
     freeze_batchnorm = t.freeze_batchnorm and bool(config.model.pretrained or config.model.weights_path)
     last_epoch_minutes = 0.0
@@ -65,10 +70,11 @@ def run_finetuning(trainer, previous: dict | None) -> None:
                           loss_fn=loss_fn, generator=generator,
                           description=f"Epoch {epoch}/{t.epochs}")
         if dist.is_main:
-            trainer.record({"epoch": epoch, "stage": "finetune", **row,
-                            "lr": optimizer.param_groups[0]["lr"]})
-            trainer.save_progress(epoch, optimizer=optimizer.state_dict(),
-                                  generator=generator.get_state(), step=counter["step"])
+            with average.applied(model):
+                trainer.record({"epoch": epoch, "stage": "finetune", **row,
+                                "lr": optimizer.param_groups[0]["lr"]})
+            trainer.save_progress(epoch, optimizer=optimizer.state_dict(), step=counter["step"],
+                                  generator=generator.get_state(), weight_average=average.state_dict())
         dist.barrier()
         last_epoch_minutes = (time.monotonic() - started) / 60
     freeze(model, ("",))
