@@ -240,6 +240,15 @@ def test_train_evaluate_export_evaluate(runner, ham_small, tmp_path):
         _read_metrics(eval_dir)["balanced_accuracy"])
     assert _read_metrics(onnx_eval)["confusion_matrix"] == _read_metrics(eval_dir)["confusion_matrix"]
 
+    tta_eval = run_dir / "eval_tta"
+    result = runner.invoke(app, ["evaluate", "--data", str(ham_small), "--model", str(onnx_path),
+                                 "--out", str(tta_eval), "--tta"])
+    assert result.exit_code == 0, result.output
+    assert "test-time augmentation" in _read_metrics(tta_eval)["title"]
+    plain = (onnx_eval / "predictions.csv").read_text().splitlines()
+    averaged = (tta_eval / "predictions.csv").read_text().splitlines()
+    assert len(plain) == len(averaged) and plain != averaged  # the flips change the probabilities
+
     # serving an export needs no torch
     code = ("import sys; from dermlens.data.readers import read_dataset; "
             "from dermlens.evaluation.model_eval import evaluate_model; "

@@ -73,12 +73,14 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", help="Folder for metrics.json, plots and report.html.")],
     images: ImagesOption = None,
     isic: Annotated[bool, typer.Option("--isic", help="Also write isic_submission.csv.")] = False,
+    tta: Annotated[bool, typer.Option("--tta", help="Average over four flips (4x slower).")] = False,
 ) -> None:
     """Evaluate a model on a labelled dataset: ISIC metrics, plots and an HTML/Markdown report."""
     from dermlens.data.readers import read_dataset
     from dermlens.evaluation.model_eval import evaluate_model
 
-    metrics = evaluate_model(model, read_dataset(data, images_dir=images), out, isic_submission=isic)
+    metrics = evaluate_model(model, read_dataset(data, images_dir=images), out, isic_submission=isic,
+                             tta=tta)
     typer.echo(f"balanced accuracy {metrics['balanced_accuracy']:.3f}  macro AUC "
                f"{_fmt(metrics['macro_auc'])}  accuracy {metrics['accuracy']:.3f}  "
                f"ECE {metrics['ece']:.3f}")

@@ -51,9 +51,17 @@ def load_scorer(path: str | Path) -> Scorer:
                   uses_metadata=info.n_metadata > 0)
 
 
+def flip_views(batch: np.ndarray) -> list[np.ndarray]:
+    """The image, its mirror images and its 180-degree turn: a lesion has no up, down, left or right."""
+    return [batch, batch[..., ::-1], batch[..., ::-1, :], batch[..., ::-1, ::-1]]
+
+
 def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 64,
-                  cache_dir: Path | None = None) -> np.ndarray:
-    """Calibrated probabilities (N, n_classes) for every image of ``dataset``, with a progress bar."""
+                  cache_dir: Path | None = None, tta: bool = False) -> np.ndarray:
+    """Calibrated probabilities (N, n_classes) for every image of ``dataset``, with a progress bar.
+
+    ``tta`` averages the logits over four flips (test-time augmentation; 4x the compute).
+    """
     from dermlens.data.imagecache import load_images
     from dermlens.inference.calibration import softmax
     from dermlens.progress import track
@@ -64,14 +72,18 @@ def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 
     # a model trained with patient metadata gets the dataset's (unknown where a column is missing)
     metadata = metadata_matrix(dataset.metadata, len(dataset)) if scorer.uses_metadata else None
     chunks = [np.arange(i, min(i + batch_size, len(images))) for i in range(0, len(images), batch_size)]
-    logits = [scorer.logits(scorer.preprocessing.normalize(np.asarray(images[c])),
-                            None if metadata is None else metadata[c])
-              for c in track(chunks, "Predicting", total=len(chunks))]
+    logits = []
+    for chunk in track(chunks, "Predicting", total=len(chunks)):
+        batch = scorer.preprocessing.normalize(np.asarray(images[chunk]))
+        views = flip_views(batch) if tta else [batch]
+        rows = None if metadata is None else metadata[chunk]
+        logits.append(np.mean([scorer.logits(np.ascontiguousarray(v), rows) for v in views], axis=0))
     return softmax(np.concatenate(logits), scorer.temperature)
 
 
 def evaluate_model(model_path: str | Path, dataset: LabelledImages, out_dir: str | Path, *,
-                   isic_submission: bool = False, cache_dir: Path | None = None) -> dict[str, Any]:
+                   isic_submission: bool = False, cache_dir: Path | None = None,
+                   tta: bool = False) -> dict[str, Any]:
     """Metrics, plots and report of a model on a dataset, written to ``out_dir``.
 
     >>> from dermlens.data.readers import read_dataset                                   # doctest: +SKIP
@@ -85,11 +97,12 @@ def evaluate_model(model_path: str | Path, dataset: LabelledImages, out_dir: str
         dataset = dataset.with_classes(scorer.classes)
     except ValueError as error:
         raise DatasetError(f"the dataset does not fit the model {scorer.name}: {error}") from None
-    probabilities = score_dataset(scorer, dataset, cache_dir=cache_dir)
+    probabilities = score_dataset(scorer, dataset, cache_dir=cache_dir, tta=tta)
     out_dir = Path(out_dir)
     metrics = evaluate_predictions(
         dataset.targets, probabilities, scorer.classes, out_dir,
-        title=f"dermlens evaluation of {scorer.name}", image_ids=list(dataset.ids),
+        title=f"dermlens evaluation of {scorer.name}" + (" (flip test-time augmentation)" if tta else ""),
+        image_ids=list(dataset.ids),
         source_note=f"{len(dataset)} images from {dataset.source or 'the given dataset'}")
     if isic_submission:
         write_isic_submission(list(dataset.ids), probabilities, scorer.classes,

@@ -12,6 +12,7 @@ from dermlens.training.loop import train_epoch
 from dermlens.training.schedule import epoch_order, lr_factor
 from dermlens.training.stages import freeze, set_train_mode, trainable_prefixes
 
+
 def _resume(previous: dict | None, optimizer, generator, average: WeightAverage) -> tuple[int, int]:
     """Optimiser and random state of an interrupted run (the model was restored already):
     (next epoch, step). A run stopped after its head stage starts fine-tuning at epoch 1."""
