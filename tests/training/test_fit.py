@@ -366,3 +366,17 @@ def test_interrupted_run_resumes_from_its_last_epoch(ham_small, cache_dir, tmp_p
     assert read_checkpoint(run_dir / "last.pt")["epoch"] == 2
     assert [r["epoch"] for r in run.history] == [0, 1, 2]
     assert (run_dir / "evaluation" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_time_budget_too_short_for_an_epoch_still_ends_with_an_evaluated_model(ham_small, cache_dir, tmp_path):
+    """The budget counts the epoch ahead and the evaluation after it: with almost no time the run
+    keeps its head-stage model, skips fine-tuning, and still calibrates and evaluates it."""
+    from dermlens.training.fit import fit
+
+    run = fit(tiny_config(ham_small, cache_dir, "training.max_minutes=0.001", "training.epochs=3"),
+              tmp_path / "budget")
+    assert [row["stage"] for row in run.history] == ["head"]
+    assert (tmp_path / "budget" / "evaluation" / "metrics.json").is_file()
+    summary = json.loads((tmp_path / "budget" / "summary.json").read_text())
+    assert summary["selected_stage"] == "head"

@@ -57,7 +57,8 @@ def run_finetuning(trainer, previous: dict | None) -> None:
     freeze_batchnorm = t.freeze_batchnorm and bool(config.model.pretrained or config.model.weights_path)
     last_epoch_minutes = 0.0
     for epoch in range(first_epoch, t.epochs + 1):
-        over_budget = bool(t.max_minutes) and trainer.minutes() + last_epoch_minutes > t.max_minutes
+        needed = last_epoch_minutes + trainer.finishing_minutes()
+        over_budget = bool(t.max_minutes) and trainer.minutes() + needed > t.max_minutes
         if dist.agree(over_budget):
             say(f"stopping before epoch {epoch}: the {t.max_minutes:g}-minute budget would be exceeded")
             break

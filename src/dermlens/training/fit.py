@@ -98,6 +98,7 @@ class Trainer:
                                                     config.training))
         self.best_score = -np.inf
         self.started = time.monotonic()
+        self.validation_minutes = 0.0
 
     # -- shared helpers ---------------------------------------------------------------------
     def logits(self, indices: np.ndarray, description: str) -> np.ndarray:
@@ -113,8 +114,10 @@ class Trainer:
         from dermlens.training.checkpoint import save_model
 
         val = self.data.split.val
+        started = time.monotonic()
         scores = _validation_scores(self.logits(val, "Validating"), self.data.targets[val],
                                     self.data.dataset.classes, self.log_prior)
+        self.validation_minutes = (time.monotonic() - started) / 60
         row = {**row, **scores, "seconds": round(time.monotonic() - self.started, 1)}
         self.history.append(row)
         metric = "val_" + self.config.training.select_metric
@@ -178,6 +181,12 @@ class Trainer:
 
     def minutes(self) -> float:
         return (time.monotonic() - self.started) / 60
+
+    def finishing_minutes(self) -> float:
+        """Time the run still needs after its last epoch: calibration on validation and the test
+        evaluation are each about one validation pass."""
+        n_val, n_test = len(self.data.split.val), len(self.data.split.test)
+        return self.validation_minutes * (1 + n_test / max(n_val, 1)) + 0.2
 
 
 def _previous_run(config: RunConfig, out_dir: Path, resume: bool, is_main: bool) -> dict | None:
