@@ -175,6 +175,14 @@ def test_shipped_configs_load(name):
             assert (list(loaded) if isinstance(loaded, tuple) else loaded) == value, f"{name}: {section}.{key}"
 
 
+def test_the_defaults_are_the_default_recipe():
+    """`dermlens train` without --config trains what configs/default.yaml describes (bar its budget)."""
+    default = load_config(CONFIGS / "default.yaml")
+    assert default.training.max_minutes == 44
+    assert dataclasses.replace(default, training=dataclasses.replace(default.training, max_minutes=0.0)) \
+        == load_config(None)
+
+
 def test_shipped_recipes_say_what_they_promise():
     default = load_config(CONFIGS / "default.yaml")
     assert default.model.pretrained and default.training.finetune == "last"

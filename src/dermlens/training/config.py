@@ -1,5 +1,8 @@
 """A run, described by a frozen dataclass tree loaded from YAML and overridden from the command line.
 
+The defaults are the default recipe (``configs/default.yaml`` spells it out and adds a time budget),
+so ``dermlens train --data D --out R`` without ``--config`` trains it too.
+
 >>> config = load_config(None, ["training.epochs=3", "model.backbone=efficientnet_lite1"])
 >>> config.training.epochs, config.model.backbone
 (3, 'efficientnet_lite1')
@@ -60,17 +63,17 @@ class AugmentConfig:
 class TrainingConfig:
     head_epochs: int = 60  # linear head on cached features; 0 skips the stage
     head_lr: float = 3e-3
-    finetune: Finetune = "all"
-    finetune_stages: int = 4  # with finetune=last: how many trailing stages learn
+    finetune: Finetune = "last"
+    finetune_stages: int = 7  # with finetune=last: how many trailing stages learn
     freeze_batchnorm: bool = True  # keep pretrained BatchNorm statistics while fine-tuning
-    epochs: int = 9
+    epochs: int = 14
     batch_size: int = 32
-    lr: float = 5e-4
+    lr: float = 3e-4
     weight_decay: float = 1e-2
     schedule: Schedule = "cosine"
     warmup_steps: int = 150
     ema_decay: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights
-    class_weighting: Weighting = "balanced"
+    class_weighting: Weighting = "sqrt"
     #: "logit_adjusted" (Menon et al., 2021) adds log class priors to the logits while training, so
     #: the plain logits at prediction time aim at balanced accuracy without huge per-class weights
     imbalance_loss: ImbalanceLoss = "weighted"
