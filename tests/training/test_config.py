@@ -29,7 +29,7 @@ def test_defaults():
     assert config.training == TrainingConfig() and config.training.augment == AugmentConfig()
     assert config.model.backbone == "efficientnet_lite0" and config.model.pretrained is True
     assert config.data.fractions == (0.70, 0.15, 0.15)
-    assert (config.data.height, config.data.width) == (150, 200)
+    assert (config.data.height, config.data.width) == (192, 256)
     assert config.training.select_metric == "balanced_accuracy"
 
 
@@ -56,7 +56,7 @@ def test_yaml_file_then_overrides(tmp_path):
     assert config.training.epochs == 2
     assert config.data.fractions == (0.8, 0.1, 0.1)
     assert all(isinstance(v, float) for v in config.data.fractions)
-    assert config.data.height == 120 and config.data.width == 200  # file, then default
+    assert config.data.height == 120 and config.data.width == DataConfig().width  # file, then default
     assert config.model.pretrained is False and config.model.use_metadata is True
     assert config.training.finetune == "last" and config.training.sampling == "sqrt"
     assert config.training.lr == pytest.approx(1e-3) and isinstance(config.training.lr, float)

@@ -33,8 +33,8 @@ class DataConfig:
     split_file: str = ""  # reuse a saved split instead of drawing one
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 0
-    height: int = 150
-    width: int = 200
+    height: int = 192
+    width: int = 256
     cache_dir: str = ""  # default: ~/.cache/dermlens
 
 
@@ -66,13 +66,13 @@ class TrainingConfig:
     finetune: Finetune = "last"
     finetune_stages: int = 7  # with finetune=last: how many trailing stages learn
     freeze_batchnorm: bool = True  # keep pretrained BatchNorm statistics while fine-tuning
-    epochs: int = 14
+    epochs: int = 9
     batch_size: int = 32
     lr: float = 3e-4
     weight_decay: float = 1e-2
     schedule: Schedule = "cosine"
     warmup_steps: int = 150
-    ema_decay: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights
+    ema_decay: float = 0.998  # > 0: evaluate and keep an exponential moving average of the weights
     class_weighting: Weighting = "sqrt"
     #: "logit_adjusted" (Menon et al., 2021) adds log class priors to the logits while training, so
     #: the plain logits at prediction time aim at balanced accuracy without huge per-class weights
