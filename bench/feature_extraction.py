@@ -3,7 +3,7 @@
     python bench/feature_extraction.py [--images 1000] [--backbone efficientnet_lite0]
 
 Reads real HAM10000 images from ../shared/datasets/ham10000, decodes them at the model input
-size, and times `predict_logits(..., features_only=True)`, the code path `dermlens train` uses.
+size (the default recipe's unless --height/--width say otherwise), and times `predict_logits(..., features_only=True)`, the code path `dermlens train` uses.
 Decoding is timed separately (it happens once per dataset; later runs read the image cache).
 """
 
@@ -25,21 +25,25 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--height", type=int, default=0, help="default: the default recipe's")
+    parser.add_argument("--width", type=int, default=0)
     args = parser.parse_args()
 
     import torch
 
-    from dermlens.data.images import Preprocessing
     from dermlens.data.imagecache import load_images
+    from dermlens.data.images import Preprocessing
     from dermlens.data.readers import read_dataset
     from dermlens.models import create_model, get_backbone
     from dermlens.training.augment import Normalizer
+    from dermlens.training.config import DataConfig
     from dermlens.training.loop import predict_logits
 
+    height, width = args.height or DataConfig().height, args.width or DataConfig().width
     spec = get_backbone(args.backbone)
     dataset = read_dataset(HAM)
     paths = dataset.paths[: args.images]
-    preprocessing = Preprocessing(150, 200, spec.mean, spec.std)
+    preprocessing = Preprocessing(height, width, spec.mean, spec.std)
     started = time.perf_counter()
     images = load_images(paths, preprocessing, cache_dir=None)
     decode = len(paths) / (time.perf_counter() - started)
@@ -52,7 +56,7 @@ def main() -> None:
     assert features.shape == (len(paths), model.n_features) and np.isfinite(features).all()
     print(f"backbone            {args.backbone}")
     print(f"torch threads       {torch.get_num_threads()}")
-    print(f"images              {len(paths)} at 200x150")
+    print(f"images              {len(paths)} HAM10000 images at {width}x{height}")
     print(f"decode + resize     {decode:.0f} images/s")
     print(f"feature extraction  {len(paths) / seconds:.1f} images/s (target >= 60)")
 
