@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--height", type=int, default=0, help="default: the default recipe's")
     parser.add_argument("--width", type=int, default=0)
     args = parser.parse_args()
