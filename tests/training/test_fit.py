@@ -133,7 +133,7 @@ def test_best_checkpoint_carries_what_it_needs(trained):
     model, info = load_model(run.best_checkpoint)
     assert not model.training
     assert info.classes == HAM10000_CLASSES
-    assert (info.preprocessing.height, info.preprocessing.width) == (150, 200)
+    assert (info.preprocessing.height, info.preprocessing.width) == (config.data.height, config.data.width)
     spec = get_backbone("efficientnet_lite0")
     assert info.preprocessing.mean == spec.mean and info.preprocessing.std == spec.std
     assert info.backbone == "efficientnet_lite0"
