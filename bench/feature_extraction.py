@@ -3,7 +3,8 @@
     python bench/feature_extraction.py [--images 1000] [--backbone efficientnet_lite0]
 
 Reads real HAM10000 images from ../shared/datasets/ham10000, decodes them at the model input
-size (the default recipe's unless --height/--width say otherwise), and times `predict_logits(..., features_only=True)`, the code path `dermlens train` uses.
+size (the default recipe's unless --height/--width say otherwise), and times
+`predict_logits(..., features_only=True)`, the code path `dermlens train` uses.
 Decoding is timed separately (it happens once per dataset; later runs read the image cache).
 """
 

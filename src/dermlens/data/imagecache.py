@@ -30,6 +30,14 @@ def images_key(paths: tuple[Path, ...], preprocessing: Preprocessing) -> str:
     return digest.hexdigest()[:20]
 
 
+def save_array(array: np.ndarray, path: Path) -> None:
+    """np.save to a temporary file, then rename: a killed run never leaves a half-written cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(partial, array)
+    os.replace(partial, path)
+
+
 def load_images(paths: tuple[Path, ...], preprocessing: Preprocessing,
                 cache_dir: Path | None = None) -> np.ndarray:
     """uint8 array (N, height, width, 3) of the images at ``paths``, read from a cache where it can be.
@@ -52,9 +60,6 @@ def load_images(paths: tuple[Path, ...], preprocessing: Preprocessing,
         shown = "\n  ".join(failures[:5])
         raise DatasetError(f"{len(failures)} image(s) could not be read; fix or remove them:\n  {shown}")
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(partial, array)
-        os.replace(partial, cache_file)
+        save_array(array, cache_file)
         say(f"cached {len(paths)} decoded images in {cache_file}")
     return array

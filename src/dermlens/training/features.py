@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
-from dermlens.data.imagecache import default_cache_dir
+from dermlens.data.imagecache import default_cache_dir, save_array
 
 
 def cached_features(trainer, indices: np.ndarray) -> np.ndarray:
@@ -24,8 +23,5 @@ def cached_features(trainer, indices: np.ndarray) -> np.ndarray:
         return np.load(path)
     features = predict_logits(trainer.model, trainer.normalizer, trainer.data.images, indices,
                               description="Extracting features", features_only=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(partial, features)
-    os.replace(partial, path)
+    save_array(features, path)
     return features

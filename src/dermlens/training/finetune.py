@@ -45,14 +45,16 @@ def run_finetuning(trainer, previous: dict | None) -> None:
     total_steps = steps_per_epoch * t.epochs
     counter = {"step": step}
 
-    def on_step() -> None:
-        average.update(model)
-        counter["step"] += 1
+    def apply_schedule() -> None:
         for group in optimizer.param_groups:
             group["lr"] = t.lr * lr_factor(counter["step"], total_steps, t.warmup_steps, t.schedule)
 
-    for group in optimizer.param_groups:  # the schedule applies from the first step, also on resume
-        group["lr"] = t.lr * lr_factor(counter["step"], total_steps, t.warmup_steps, t.schedule)
+    def on_step() -> None:
+        average.update(model)
+        counter["step"] += 1
+        apply_schedule()
+
+    apply_schedule()  # the schedule applies from the first step, also on resume
     # a random-initialised network has no statistics worth keeping
     freeze_batchnorm = t.freeze_batchnorm and bool(config.model.pretrained or config.model.weights_path)
     last_epoch_minutes = 0.0
