@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -97,11 +97,113 @@ def _fmt(value: float | None) -> str:
 def export(
     model: Annotated[Path, typer.Option("--model", help="A dermlens checkpoint (.pt).")],
     out: Annotated[Path, typer.Option("--out", help="The .onnx file to write.")],
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="The training dataset, to fit the not-skin check and the abstention threshold "
+        "(default: the dataset and split recorded in the checkpoint's run folder).")] = None,
+    images: ImagesOption = None,
+    no_gates: Annotated[bool, typer.Option("--no-gates", help="Export without the not-skin check.")] = False,
+    card: Annotated[Optional[Path], typer.Option("--card", help="YAML with model-card facts (data, "
+                                                 "licence, recipe, limits) to embed.")] = None,
 ) -> None:
-    """Export a checkpoint to ONNX (classes, preprocessing and temperature travel inside the file)."""
+    """Export a checkpoint to ONNX: classes, preprocessing, temperature and serving gates travel inside."""
     from dermlens.export.onnx import export_onnx
+    from dermlens.export.reference import serving_gates_for
 
-    typer.echo(str(export_onnx(model, out)))
+    density, gates = (None, None) if no_gates else serving_gates_for(model, data, images)
+    if density is None and not no_gates:
+        typer.secho("note: no training data found for this checkpoint; exported without the not-skin "
+                    "check (pass --data)", err=True)
+    card_facts = _read_card(card) if card else None
+    typer.echo(str(export_onnx(model, out, density=density, gates=gates, model_card=card_facts)))
+
+
+def _read_card(path: Path) -> dict:
+    import yaml
+
+    from dermlens.errors import ConfigError
+
+    try:
+        facts = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read the model card facts {path}: {error}") from None
+    if not isinstance(facts, dict):
+        raise ConfigError(f"{path} must be a YAML mapping (data, licence, recipe, limits, ...)")
+    return facts
+
+
+OutputFormat = Literal["table", "json", "csv", "isic"]
+
+
+@app.command()
+@friendly_errors
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Image files and folders of images.")],
+    model: Annotated[Optional[str], typer.Option("--model", help="An exported .onnx model "
+                                                  "(default: the bundled model).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Classes shown per image.")] = 3,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="table, json, csv or isic.")] = "table",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of the screen.")] = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Average over four flips (4x slower).")] = False,
+) -> None:
+    """Classify images. Exit code 1 when some could not be classified (each still gets its row)."""
+    from dermlens.inference.formats import to_csv, to_isic_csv, to_json
+    from dermlens.inference.predictor import Predictor
+    from dermlens.inference.sources import image_files
+
+    predictor = Predictor.load(model, tta=tta)
+    files = image_files(paths)
+    predictions = predictor.predict_many(files, progress=len(files) > 1)
+    if output_format == "table" and out is None:
+        _print_table(predictions, top_k)
+    else:
+        text = {"json": lambda: to_json(predictions, top_k), "csv": lambda: to_csv(predictions, predictor.classes),
+                "isic": lambda: to_isic_csv(predictions, predictor.classes),
+                "table": lambda: _table_text(predictions, top_k)}[output_format]()
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+            typer.echo(f"{len(predictions)} predictions written to {out}", err=True)
+    if any(p.status == "rejected" for p in predictions):
+        raise typer.Exit(1)
+
+
+def _table_rows(predictions, top_k: int):
+    for p in predictions:
+        answer = "; ".join(f"{c.name} {c.probability:.0%}" for c in p.top[:top_k]) if p.top else "-"
+        yield p.image, p.status + (f" ({p.reason})" if p.reason else ""), answer, p.message
+
+
+def _print_table(predictions, top_k: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="dermlens predictions", caption=DISCLAIMER, show_lines=True)
+    for column in ("image", "status", f"top {top_k}", "what it means"):
+        table.add_column(column, overflow="fold")
+    for row in _table_rows(predictions, top_k):
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _table_text(predictions, top_k: int) -> str:
+    lines = ["\t".join(("image", "status", f"top {top_k}", "what it means"))]
+    lines += ["\t".join(row) for row in _table_rows(predictions, top_k)]
+    return "\n".join(lines + ["", DISCLAIMER, ""])
+
+
+@app.command()
+@friendly_errors
+def info(
+    model: Annotated[Optional[str], typer.Option("--model", help="An exported .onnx model "
+                                                  "(default: the bundled model).")] = None,
+) -> None:
+    """Show the model card summary of a model: data, classes, metrics, calibration, limits, intended use."""
+    from dermlens.inference.card import card_summary
+    from dermlens.inference.predictor import Predictor
+
+    typer.echo(card_summary(Predictor.load(model).model))
 
 
 @app.command()

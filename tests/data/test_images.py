@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dermlens.data.images import ImageReadError, Preprocessing, load_rgb
+from dermlens.data.images import ImageReadError, Preprocessing, load_rgb, shades_of_gray
 from dermlens.errors import DermlensError
 
 SKIN = (190, 120, 90)
@@ -116,18 +116,40 @@ def test_truncated_jpeg_is_an_image_read_error(tmp_path):
     data = _bytes(Image.fromarray(pixels), "JPEG", quality=90)
     path = tmp_path / "cut.jpg"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ImageReadError, match="cut.jpg"):
+    with pytest.raises(ImageReadError, match="cut.jpg") as caught:
         load_rgb(path)
+    assert caught.value.reason == "unreadable"
 
 
 @pytest.mark.parametrize("content", [b"not an image at all", b"", b"\x89PNG\r\n\x1a\n garbage"])
 def test_non_image_bytes_are_an_image_read_error(tmp_path, content):
     path = tmp_path / "notes.jpg"
     path.write_bytes(content)
-    with pytest.raises(ImageReadError, match="notes.jpg"):
+    with pytest.raises(ImageReadError, match="notes.jpg") as caught:
         load_rgb(path)
+    assert caught.value.reason in ("not_an_image", "unreadable")
     with pytest.raises(ImageReadError):
         load_rgb(content)
+
+
+def test_plain_text_is_not_an_image():
+    with pytest.raises(ImageReadError) as caught:
+        load_rgb(b"image_id,label\nISIC_0024306,nv\n")
+    assert caught.value.reason == "not_an_image"
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
+    """A 60-megapixel black PNG is a few kilobytes on disk; it must not be decoded."""
+    path = tmp_path / "bomb.png"
+    Image.new("1", (10_000, 6_000)).save(path, optimize=True)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ImageReadError, match="10000x6000") as caught:
+        load_rgb(path)
+    assert caught.value.reason == "too_large"
+    with pytest.raises(ImageReadError) as caught:
+        load_rgb(path, max_pixels=1000)
+    assert caught.value.reason == "too_large"
+    assert load_rgb(path, max_pixels=70_000_000).shape == (6_000, 10_000, 3)
 
 
 def test_missing_file_is_an_image_read_error(tmp_path):
@@ -178,3 +200,30 @@ def test_preprocessing_round_trips_through_a_dict():
     assert Preprocessing.from_dict(prep.to_dict()) == prep
     legacy = {k: v for k, v in prep.to_dict().items() if k != "landscape"}
     assert Preprocessing.from_dict(legacy).landscape is True
+
+
+def test_colour_constancy_removes_a_colour_cast():
+    rng = np.random.default_rng(3)
+    scene = rng.integers(60, 200, size=(150, 200, 3)).astype(np.float32)
+    cast = np.clip(scene * np.array([1.25, 1.0, 0.7]), 0, 255).astype(np.uint8)
+    neutral = shades_of_gray(cast, 6.0)
+    assert neutral.dtype == np.uint8 and neutral.shape == cast.shape
+    before = cast.reshape(-1, 3).mean(axis=0)
+    after = neutral.reshape(-1, 3).mean(axis=0)
+    assert before.max() / before.min() > 1.5
+    assert after.max() / after.min() < 1.1  # the cast is gone
+    grey = np.full((10, 10, 3), 90, np.uint8)
+    # a neutral image is left alone (up to the truncation of the float gains)
+    assert np.abs(shades_of_gray(grey, 6.0).astype(int) - grey).max() <= 1
+    black = np.zeros((10, 10, 3), np.uint8)
+    np.testing.assert_array_equal(shades_of_gray(black, 6.0), black)
+
+
+def test_preprocessing_applies_colour_constancy_after_resizing():
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
+    plain = Preprocessing(height=150, width=200)
+    constant = Preprocessing(height=150, width=200, colour_constancy=6.0)
+    np.testing.assert_array_equal(constant.prepare(image), shades_of_gray(plain.prepare(image), 6.0))
+    np.testing.assert_array_equal(plain.prepare(image), plain.resize(image))
+    assert Preprocessing.from_dict(constant.to_dict()) == constant

@@ -23,7 +23,7 @@ def default_cache_dir() -> Path:
 
 def images_key(paths: tuple[Path, ...], preprocessing: Preprocessing) -> str:
     digest = hashlib.sha256(repr((preprocessing.height, preprocessing.width,
-                                  preprocessing.landscape)).encode())
+                                  preprocessing.landscape, preprocessing.colour_constancy)).encode())
     for path in paths:
         stat = os.stat(path)
         digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
@@ -53,7 +53,7 @@ def load_images(paths: tuple[Path, ...], preprocessing: Preprocessing,
     failures: list[str] = []
     for i, path in enumerate(track(paths, "Reading images", total=len(paths))):
         try:
-            array[i] = preprocessing.resize(load_rgb(path))
+            array[i] = preprocessing.prepare(load_rgb(path))
         except ImageReadError as error:
             failures.append(str(error))
     if failures:

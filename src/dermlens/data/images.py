@@ -17,8 +17,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from dermlens.errors import DermlensError
 
 
+# A decompression bomb (a tiny file that decodes to gigabytes) is refused before decoding. 50
+# megapixels is above any dermatoscope or phone camera in use (a 48 MP phone photo passes).
+MAX_PIXELS = 50_000_000
+
+
 class ImageReadError(DermlensError):
-    """The file is not an image, or is truncated or corrupt."""
+    """The file is not an image, is truncated or corrupt, or is too large to decode safely.
+
+    ``reason`` is one of ``not_an_image``, ``unreadable``, ``too_large``: the predictor reports it.
+    """
+
+    def __init__(self, message: str, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class Preprocessing:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     landscape: bool = True
+    colour_constancy: float = 0.0  # Shades-of-Gray Minkowski norm p; 0 = off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,6 +59,7 @@ class Preprocessing:
             mean=tuple(float(v) for v in values["mean"]),  # type: ignore[arg-type]
             std=tuple(float(v) for v in values["std"]),  # type: ignore[arg-type]
             landscape=bool(values.get("landscape", True)),
+            colour_constancy=float(values.get("colour_constancy", 0.0)),
         )
 
     def resize(self, rgb: np.ndarray) -> np.ndarray:
@@ -57,6 +71,11 @@ class Preprocessing:
         image = Image.fromarray(rgb).resize((self.width, self.height), Image.Resampling.BILINEAR)
         return np.asarray(image)
 
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 -> the uint8 (height, width, 3) image a model sees before normalisation."""
+        resized = self.resize(rgb)
+        return shades_of_gray(resized, self.colour_constancy) if self.colour_constancy else resized
+
     def normalize(self, batch_uint8: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) scaled by mean and std."""
         scaled = batch_uint8.astype(np.float32) / 255.0
@@ -65,7 +84,23 @@ class Preprocessing:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """One uint8 RGB image -> float32 (1, 3, height, width)."""
-        return self.normalize(self.resize(rgb)[None])
+        return self.normalize(self.prepare(rgb)[None])
+
+
+def shades_of_gray(rgb: np.ndarray, power: float = 6.0) -> np.ndarray:
+    """Colour constancy (Finlayson and Trezzi 2004): divide out the illuminant estimated by a p-norm.
+
+    Dermoscopes and cameras differ in white balance; mapping every image to a neutral illuminant
+    makes a model trained at one clinic less sensitive to another clinic's light (Barata et al. 2015,
+    used by most ISIC challenge winners).
+    """
+    pixels = rgb.astype(np.float32)
+    illuminant = np.power(np.mean(np.power(pixels, power), axis=(0, 1)), 1.0 / power)
+    norm = float(np.sqrt(np.sum(illuminant ** 2)))
+    if norm < 1e-6:  # an all-black image has no illuminant to remove
+        return rgb
+    gains = norm / (np.maximum(illuminant, 1e-6) * np.sqrt(3.0))
+    return np.clip(pixels * gains, 0, 255).astype(np.uint8)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -82,8 +117,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(source: str | Path | bytes) -> np.ndarray:
-    """Read an image file (or its bytes) as a uint8 HxWx3 RGB array.
+def load_rgb(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file (or its bytes) as a uint8 HxWx3 RGB array; larger than ``max_pixels`` is refused.
 
     >>> load_rgb(b"not an image")
     Traceback (most recent call last):
@@ -94,10 +129,17 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with Image.open(stream) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageReadError(f"{name} is {width}x{height} pixels, more than the {max_pixels:,} "
+                                     f"allowed; downscale it first", reason="too_large")
             image.load()
             return np.asarray(to_rgb(image))
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f"{name} is too large to decode safely: {error}", reason="too_large") from None
     except UnidentifiedImageError:
-        raise ImageReadError(f"{name} is not an image file (or its format is not supported)") from None
+        raise ImageReadError(f"{name} is not an image file (or its format is not supported)",
+                             reason="not_an_image") from None
     except FileNotFoundError:
         raise ImageReadError(f"{name} does not exist") from None
     except (OSError, SyntaxError, ValueError) as error:

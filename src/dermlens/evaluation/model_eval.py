@@ -51,11 +51,6 @@ def load_scorer(path: str | Path) -> Scorer:
                   uses_metadata=info.n_metadata > 0)
 
 
-def flip_views(batch: np.ndarray) -> list[np.ndarray]:
-    """The image, its mirror images and its 180-degree turn: a lesion has no up, down, left or right."""
-    return [batch, batch[..., ::-1], batch[..., ::-1, :], batch[..., ::-1, ::-1]]
-
-
 def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 64,
                   cache_dir: Path | None = None, tta: bool = False) -> np.ndarray:
     """Calibrated probabilities (N, n_classes) for every image of ``dataset``, with a progress bar.
@@ -64,6 +59,7 @@ def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 
     """
     from dermlens.data.imagecache import load_images
     from dermlens.inference.calibration import softmax
+    from dermlens.inference.tta import flip_views
     from dermlens.progress import track
 
     from dermlens.data.metadata import metadata_matrix

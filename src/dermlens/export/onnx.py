@@ -1,7 +1,8 @@
-"""Export a checkpoint to ONNX with its classes, preprocessing and temperature in the file's metadata.
+"""Export a checkpoint to ONNX with its classes, preprocessing, temperature and serving gates.
 
 An exported model is self-describing: `dermlens.inference` reads everything it needs from the
-``dermlens`` metadata entry, so serving needs neither torch nor the checkpoint.
+``dermlens`` metadata entry, so serving needs neither torch nor the checkpoint. With a fitted
+not-skin density the graph has a second output, ``not_skin_score`` (see `dermlens.inference.notskin`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,45 @@ import json
 from pathlib import Path
 
 from dermlens.errors import ModelFileError
+from dermlens.inference.gates import ServingGates
+from dermlens.inference.notskin import FeatureDensity
 
 METADATA_KEY = "dermlens"
 
 
-def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17) -> Path:
+def serving_graph(model, density: FeatureDensity | None):
+    """The classifier, plus the not-skin score computed from the same pooled features."""
+    import torch
+
+    class ServingGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            if density is not None:
+                self.register_buffer("mean", torch.from_numpy(density.mean))
+                self.register_buffer("components", torch.from_numpy(density.components))
+                self.register_buffer("inverse_variances", torch.from_numpy(1.0 / density.variances))
+                self.residual_scale = 1.0 / float(density.residual_variance)
+                self.n_features = float(density.mean.shape[0])
+
+        def forward(self, image):
+            pooled = self.model.features(image)
+            logits = self.model.head(pooled)
+            if density is None:
+                return logits
+            centred = pooled - self.mean
+            projected = centred @ self.components
+            squared = projected * projected
+            residual = torch.clamp((centred * centred).sum(dim=1) - squared.sum(dim=1), min=0.0)
+            distance = (squared * self.inverse_variances).sum(dim=1) + residual * self.residual_scale
+            return logits, distance / self.n_features
+
+    return ServingGraph().eval()
+
+
+def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17,
+                density: FeatureDensity | None = None, gates: ServingGates | None = None,
+                model_card: dict | None = None) -> Path:
     """Write ``out_path`` (.onnx) from a dermlens checkpoint; input ``image`` (N, 3, H, W), output ``logits``.
 
     >>> export_onnx("runs/ham/best.pt", "model.onnx")   # doctest: +SKIP
@@ -30,11 +65,16 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     sample = torch.zeros(1, 3, info.preprocessing.height, info.preprocessing.width)
-    torch.onnx.export(model, (sample,), str(out_path), input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                      dynamo=False)
+    outputs = ["logits"] + (["not_skin_score"] if density is not None else [])
+    torch.onnx.export(serving_graph(model, density), (sample,), str(out_path), input_names=["image"],
+                      output_names=outputs, dynamic_axes={name: {0: "batch"} for name in ["image", *outputs]},
+                      opset_version=opset, dynamo=False)
     proto = onnx.load(str(out_path))
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(info.to_dict())
+    description = info.to_dict()
+    description["gates"] = (gates or ServingGates()).to_dict()
+    if model_card:
+        description["card"] = model_card
+    entry.key, entry.value = METADATA_KEY, json.dumps(description)
     onnx.save(proto, str(out_path))
     return out_path

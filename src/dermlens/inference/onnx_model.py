@@ -10,6 +10,7 @@ import numpy as np
 
 from dermlens.data.images import Preprocessing
 from dermlens.errors import ModelFileError
+from dermlens.inference.gates import ServingGates
 
 METADATA_KEY = "dermlens"
 
@@ -23,6 +24,8 @@ class OnnxModel:
     preprocessing: Preprocessing
     temperature: float
     info: dict
+    gates: ServingGates
+    outputs: tuple[str, ...]
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0) -> "OnnxModel":
@@ -46,10 +49,28 @@ class OnnxModel:
         if raw is None:
             raise ModelFileError(f"{path} is an ONNX model but not a dermlens export (no class list "
                                  f"or preprocessing in its metadata); export it with `dermlens export`")
-        info = json.loads(raw)
-        return cls(session, tuple(info["classes"]), Preprocessing.from_dict(info["preprocessing"]),
-                   float(info.get("temperature", 1.0)), info)
+        try:
+            info = json.loads(raw)
+            preprocessing = Preprocessing.from_dict(info["preprocessing"])
+            classes = tuple(info["classes"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ModelFileError(f"{path} has damaged dermlens metadata ({error}); export it again") from None
+        outputs = tuple(output.name for output in session.get_outputs())
+        if "logits" not in outputs or [i.name for i in session.get_inputs()] != ["image"]:
+            raise ModelFileError(f"{path} does not have the dermlens inputs and outputs (image -> logits)")
+        return cls(session, classes, preprocessing, float(info.get("temperature", 1.0)), info,
+                   ServingGates.from_dict(info.get("gates")), outputs)
+
+    @property
+    def has_not_skin_check(self) -> bool:
+        return "not_skin_score" in self.outputs and self.gates.not_skin_threshold is not None
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """float32 (N, 3, H, W) normalised images -> logits (N, n_classes), not-skin scores (N,) or None."""
+        results = self.session.run(None, {"image": np.ascontiguousarray(batch, np.float32)})
+        named = dict(zip(self.outputs, results))
+        return named["logits"], named.get("not_skin_score")
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """float32 (N, 3, H, W) normalised images -> (N, n_classes) logits."""
-        return self.session.run(["logits"], {"image": np.ascontiguousarray(batch, np.float32)})[0]
+        return self.run(batch)[0]

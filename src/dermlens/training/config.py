@@ -35,6 +35,7 @@ class DataConfig:
     seed: int = 0
     height: int = 192
     width: int = 256
+    colour_constancy: float = 0.0  # Shades-of-Gray p-norm (6 is the usual choice); 0 = off
     cache_dir: str = ""  # default: ~/.cache/dermlens
 
 

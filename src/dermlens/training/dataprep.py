@@ -58,7 +58,8 @@ def prepare_data(config: RunConfig, out_dir: Path, write: bool = True) -> Prepar
                           "give data.fractions a validation share above 0")
     spec = get_backbone(config.model.backbone)
     preprocessing = Preprocessing(height=config.data.height, width=config.data.width,
-                                  mean=spec.mean, std=spec.std)
+                                  mean=spec.mean, std=spec.std,
+                                  colour_constancy=config.data.colour_constancy)
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else default_cache_dir()
     images = load_images(dataset.paths, preprocessing, cache_dir)
     metadata = metadata_matrix(dataset.metadata, len(dataset)) if config.model.use_metadata else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dermlens.evaluation.model_eval import flip_views
+from dermlens.inference.tta import flip_views
 
 
 def test_flip_views_are_the_four_flips_of_the_batch():

@@ -1,0 +1,68 @@
+"""Choose a model's serving thresholds on its own training and validation images.
+
+The not-skin density is fitted to the training split's features; its threshold and the abstention
+threshold are read off the validation split; the test split (when there is one) only reports how
+often held-out skin images would be turned away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dermlens.data.dataset import LabelledImages
+from dermlens.inference.abstention import confidence_threshold
+from dermlens.inference.calibration import softmax
+from dermlens.inference.gates import ServingGates
+from dermlens.inference.notskin import FeatureDensity, rejection_threshold
+from dermlens.inference.quality import QualityThresholds
+
+
+def features_and_logits(model, info, images: np.ndarray, indices: np.ndarray, label: str,
+                        batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features and logits of ``images[indices]`` (uint8, already prepared), with a progress bar."""
+    import torch
+
+    from dermlens.progress import track
+
+    model.eval()
+    features, logits = [], []
+    chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    with torch.inference_mode():
+        for chunk in track(chunks, label, total=len(chunks)):
+            batch = torch.from_numpy(info.preprocessing.normalize(np.asarray(images[chunk])))
+            pooled = model.features(batch)
+            features.append(pooled.numpy())
+            logits.append(model.head(pooled).numpy())
+    return np.concatenate(features), np.concatenate(logits)
+
+
+def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | None = None,
+              max_reject_rate: float = 0.01, target_accuracy: float = 0.9,
+              n_components: int = 128) -> tuple[FeatureDensity, ServingGates]:
+    """Fit the not-skin density and choose the thresholds of a checkpoint's serving gates."""
+    from dermlens.data.imagecache import load_images
+
+    images = load_images(dataset.paths, info.preprocessing, cache_dir)
+    train_features, _ = features_and_logits(model, info, images, np.asarray(split.train),
+                                            "Features of the training split")
+    density = FeatureDensity.fit(train_features, n_components=n_components)
+    val = np.asarray(split.val)
+    val_features, val_logits = features_and_logits(model, info, images, val, "Validation split")
+    val_scores = density.score(val_features)
+    threshold = rejection_threshold(val_scores, max_reject_rate)
+    abstention = confidence_threshold(softmax(val_logits, info.temperature), dataset.targets[val],
+                                      target_accuracy)
+    evidence = {"not_skin": {"fitted_on": f"{len(split.train)} training images",
+                             "threshold_quantile": 1.0 - max_reject_rate,
+                             "validation_rejected": float(np.mean(val_scores > threshold)),
+                             "n_components": int(density.components.shape[1])},
+                "uncertain": abstention}
+    test = np.asarray(split.test)
+    if len(test):
+        test_features, _ = features_and_logits(model, info, images, test, "Test split")
+        evidence["not_skin"]["test_rejected"] = float(np.mean(density.score(test_features) > threshold))
+    gates = ServingGates(min_confidence=abstention["threshold"], not_skin_threshold=threshold,
+                         quality=QualityThresholds(), evidence=evidence)
+    return density, gates

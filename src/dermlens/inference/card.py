@@ -1,0 +1,67 @@
+"""The model card summary `dermlens info` prints, read from the model file's own metadata."""
+
+from __future__ import annotations
+
+from dermlens import DISCLAIMER
+from dermlens.data.labels import display_name
+from dermlens.inference.onnx_model import OnnxModel
+
+GENERIC_LIMITS = (
+    "Trained on dermoscopic images: clinical (phone) photos are outside what it has seen.",
+    "Its training data may not represent every skin type, age group, body site or camera.",
+)
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{float(value):.1%}"
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def card_summary(model: OnnxModel) -> str:
+    """A plain-text summary: what the model is, how good it is, when it abstains, where it fails."""
+    info, gates = model.info, model.gates
+    card = info.get("card", {}) or {}
+    prep = model.preprocessing
+    lines = [f"dermlens model: {card.get('name', info.get('backbone', 'unknown'))}"]
+    if card.get("version"):
+        lines.append(f"version: {card['version']}")
+    lines.append(f"backbone: {info.get('backbone')}, input {prep.width}x{prep.height}"
+                 + (f", Shades-of-Gray colour constancy (p={prep.colour_constancy:g})"
+                    if prep.colour_constancy else ""))
+    lines.append("classes: " + ", ".join(f"{c} ({display_name(c)})" for c in model.classes))
+    for key, label in (("data", "data"), ("licence", "licence"), ("recipe", "recipe")):
+        if card.get(key):
+            lines.append(f"{label}: {card[key]}")
+    metrics = info.get("metrics", {}) or {}
+    subset = metrics.get("held_out_subset")
+    held_out = card.get("held_out") or (metrics.get(subset) if subset else None)
+    if held_out:
+        lines.append(f"held-out {card.get('held_out_name', subset or 'split')}: balanced accuracy "
+                     f"{_num(held_out.get('balanced_accuracy'))}, macro AUC {_num(held_out.get('macro_auc'))}, "
+                     f"accuracy {_num(held_out.get('accuracy'))}")
+    for name, figures in (card.get("external") or {}).items():
+        lines.append(f"external ({name}): " + ", ".join(f"{k} {_num(v)}" for k, v in figures.items()))
+    if card.get("sensitivity"):
+        lines.append("sensitivity per class: " + ", ".join(f"{c} {_pct(v)}" for c, v in card["sensitivity"].items()))
+    calibration = metrics.get("calibration", {})
+    lines.append(f"calibration: temperature {model.temperature:.3f}; validation ECE "
+                 f"{_num(calibration.get('val_ece_before'))} before, {_num(calibration.get('val_ece_after'))} after")
+    uncertain = gates.evidence.get("uncertain", {})
+    lines.append(f"uncertain below top probability {gates.min_confidence:.2f}"
+                 + (f" (validation: {_pct(uncertain.get('coverage'))} answered, "
+                    f"{_pct(uncertain.get('accuracy_when_answered'))} of those right)" if uncertain else ""))
+    if model.has_not_skin_check:
+        evidence = gates.evidence.get("not_skin", {})
+        lines.append(f"not-skin check: score above {gates.not_skin_threshold:.3f} is rejected "
+                     f"(held-out skin images rejected: validation {_pct(evidence.get('validation_rejected'))}"
+                     f", test {_pct(evidence.get('test_rejected'))})")
+    else:
+        lines.append("not-skin check: none in this model (exported without training data)")
+    lines.append("known limits:")
+    lines += [f"  - {limit}" for limit in card.get("limits", GENERIC_LIMITS)]
+    lines.append(f"intended use: {card.get('intended_use', 'decision support for skin-lesion assessment')}")
+    lines.append(DISCLAIMER)
+    return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""`Predictor`: an image in, a safe answer out, on ONNX Runtime without torch.
+
+Every image passes the same gates in order, and the first one it fails decides the answer:
+
+1. decoding (``not_an_image``, ``unreadable``, ``too_large``);
+2. image quality (``too_small``, ``too_dark``, ``too_bright``, ``blurry``);
+3. the not-skin check on the model's own features (``not_skin``);
+4. abstention: a top probability below the model's validated threshold is ``uncertain``.
+
+Only an image that passes all of them gets status ``ok``. Rejected images carry no probabilities, so
+nothing downstream can mistake a photo of a cat for a naevus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import numpy as np
+
+from dermlens import DISCLAIMER
+from dermlens.data.images import ImageReadError, load_rgb
+from dermlens.data.labels import display_name
+from dermlens.inference.calibration import softmax
+from dermlens.inference.onnx_model import OnnxModel
+from dermlens.inference.quality import ISSUE_MESSAGES, measure_quality, quality_issue
+from dermlens.inference.tta import flip_views
+
+Status = Literal["ok", "uncertain", "rejected"]
+ImageSource = str | Path | bytes | np.ndarray
+
+DEFAULT_MODEL = "default"
+SEE_A_DERMATOLOGIST = ("The model is not sure about this image. Please show the lesion to a "
+                       "dermatologist rather than rely on this result.")
+NOT_SKIN_MESSAGE = ("This does not look like a dermoscopic image of skin, so it was not classified. "
+                    "dermlens only judges close-up (dermoscopic) images of a skin lesion.")
+READ_MESSAGES = {
+    "not_an_image": "The file is not an image dermlens can read (use JPEG, PNG, TIFF, BMP or WebP).",
+    "unreadable": "The image could not be read; it may be truncated or damaged.",
+    "too_large": "The image has too many pixels to decode safely; downscale it first.",
+}
+
+
+def default_model_path() -> Path:
+    """The model bundled inside the package (see docs/model-card.md)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "default-model.onnx"
+
+
+@dataclass(frozen=True)
+class RankedClass:
+    code: str
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one image. ``probabilities`` is empty when the image was rejected."""
+
+    image: str
+    status: Status
+    reason: str | None
+    message: str
+    probabilities: dict[str, float] = field(default_factory=dict)
+    top: tuple[RankedClass, ...] = ()
+    not_skin_score: float | None = None
+    disclaimer: str = DISCLAIMER
+
+    def to_dict(self, top_k: int | None = None) -> dict[str, Any]:
+        return {"image": self.image, "status": self.status, "reason": self.reason,
+                "message": self.message,
+                "probabilities": self.probabilities or None,
+                "top": [{"code": c.code, "name": c.name, "probability": c.probability}
+                        for c in self.top[:top_k]],
+                "not_skin_score": self.not_skin_score, "disclaimer": self.disclaimer}
+
+
+def _rejected(image: str, reason: str, message: str, score: float | None = None) -> Prediction:
+    return Prediction(image=image, status="rejected", reason=reason, message=message, not_skin_score=score)
+
+
+class Predictor:
+    """Classify skin-lesion images with an exported dermlens model.
+
+    >>> predictor = Predictor.load()                       # doctest: +SKIP
+    >>> predictor.predict("lesion.jpg").status             # doctest: +SKIP
+    'ok'
+    """
+
+    def __init__(self, model: OnnxModel, *, tta: bool = False) -> None:
+        self.model = model
+        self.tta = tta
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, tta: bool = False, threads: int = 0) -> "Predictor":
+        """Open an exported model; ``None`` or ``"default"`` is the model bundled with dermlens."""
+        if path is None or str(path) == DEFAULT_MODEL:
+            path = default_model_path()
+        return cls(OnnxModel.load(path, threads=threads), tta=tta)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.model.classes
+
+    def predict(self, source: ImageSource, name: str | None = None) -> Prediction:
+        """One image (a path, its bytes, or a uint8 RGB array) -> a `Prediction`."""
+        return self.predict_many([source], names=None if name is None else [name], progress=False)[0]
+
+    def predict_many(self, sources: Sequence[ImageSource], *, names: Sequence[str] | None = None,
+                     batch_size: int = 16, progress: bool = True) -> list[Prediction]:
+        """Many images in batches; a bad one gets its own rejected answer and never stops the rest."""
+        from dermlens.progress import track
+
+        names = list(names) if names is not None else [_name_of(s) for s in sources]
+        results: list[Prediction | None] = [None] * len(sources)
+        chunks = [range(i, min(i + batch_size, len(sources))) for i in range(0, len(sources), batch_size)]
+        steps: Iterable = track(chunks, "Predicting", total=len(chunks)) if progress else chunks
+        for chunk in steps:
+            ready: list[int] = []
+            pixels: list[np.ndarray] = []
+            for i in chunk:
+                checked = self._checked_pixels(sources[i], names[i])
+                if isinstance(checked, Prediction):
+                    results[i] = checked
+                else:
+                    ready.append(i)
+                    pixels.append(checked)
+            if ready:
+                for i, prediction in zip(ready, self._classify(np.stack(pixels), [names[i] for i in ready])):
+                    results[i] = prediction
+        return [r for r in results if r is not None]
+
+    def _checked_pixels(self, source: ImageSource, name: str) -> np.ndarray | Prediction:
+        """The model-ready uint8 image, or the rejection that stops it before the model."""
+        try:
+            rgb = source if isinstance(source, np.ndarray) else load_rgb(source)
+        except ImageReadError as error:
+            return _rejected(name, error.reason, READ_MESSAGES.get(error.reason, str(error)))
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            return _rejected(name, "not_an_image", "Expected an RGB image (height x width x 3, uint8).")
+        thresholds = self.model.gates.quality
+        issue = quality_issue(measure_quality(rgb), thresholds)
+        if issue is not None:
+            return _rejected(name, issue, ISSUE_MESSAGES[issue].format(**thresholds.to_dict()))
+        return self.model.preprocessing.prepare(rgb)
+
+    def _classify(self, pixels: np.ndarray, names: list[str]) -> list[Prediction]:
+        batch = self.model.preprocessing.normalize(pixels)
+        views = flip_views(batch) if self.tta else [batch]
+        outputs = [self.model.run(view) for view in views]
+        logits = np.mean([o[0] for o in outputs], axis=0)
+        # the not-skin score of the image as given (flips would only blur a clear-cut distance)
+        scores = outputs[0][1]
+        probabilities = softmax(logits, self.model.temperature)
+        gates = self.model.gates
+        predictions = []
+        for row, name in enumerate(names):
+            score = None if scores is None else float(scores[row])
+            if self.model.has_not_skin_check and score is not None and score > gates.not_skin_threshold:
+                predictions.append(_rejected(name, "not_skin", NOT_SKIN_MESSAGE, score))
+                continue
+            predictions.append(self._answer(name, probabilities[row], score))
+        return predictions
+
+    def _answer(self, name: str, probabilities: np.ndarray, score: float | None) -> Prediction:
+        order = np.argsort(-probabilities, kind="stable")
+        ranked = tuple(RankedClass(self.classes[i], display_name(self.classes[i]), float(probabilities[i]))
+                       for i in order)
+        confident = ranked[0].probability >= self.model.gates.min_confidence
+        status: Status = "ok" if confident else "uncertain"
+        message = (f"Most similar to: {ranked[0].name} ({ranked[0].probability:.0%})." if confident
+                   else SEE_A_DERMATOLOGIST)
+        return Prediction(image=name, status=status, reason=None if confident else "low_confidence",
+                          message=message,
+                          probabilities={c: float(p) for c, p in zip(self.classes, probabilities)},
+                          top=ranked, not_skin_score=score)
+
+
+def _name_of(source: ImageSource) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return "<bytes>" if isinstance(source, bytes) else "<array>"

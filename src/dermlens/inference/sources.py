@@ -1,0 +1,34 @@
+"""Which files a prediction request means: image files as given, folders expanded to their images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from dermlens.errors import DermlensError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Files named directly are kept whatever they are (a bad one gets its own rejected answer);
+    folders contribute their image files, recursively, in sorted order.
+
+    >>> image_files([])
+    Traceback (most recent call last):
+    ...
+    dermlens.errors.DermlensError: no images given: pass image files or folders of images
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DermlensError(f"the folder {path} holds no image files "
+                                    f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        else:
+            files.append(path)
+    if not files:
+        raise DermlensError("no images given: pass image files or folders of images")
+    return files
