@@ -83,7 +83,9 @@ def evaluate(
                              tta=tta)
     typer.echo(f"balanced accuracy {metrics['balanced_accuracy']:.3f}  macro AUC "
                f"{_fmt(metrics['macro_auc'])}  accuracy {metrics['accuracy']:.3f}  "
-               f"ECE {metrics['ece']:.3f}")
+               f"ECE {metrics['ece']:.3f}"
+               + (f"  melanoma-vs-naevus AUC {metrics['melanoma_vs_naevus_auc']:.3f}"
+                  if metrics.get("melanoma_vs_naevus_auc") is not None else ""))
     typer.echo(f"report: {out / 'report.html'}")
     typer.echo(DISCLAIMER)
 

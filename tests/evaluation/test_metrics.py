@@ -131,3 +131,32 @@ def test_metrics_are_json_serialisable_plain_types():
 def test_bad_inputs_raise_clear_errors(y_true, probabilities, classes, message):
     with pytest.raises(ValueError, match=message):
         classification_metrics(y_true, probabilities, classes)
+
+
+def test_melanoma_vs_naevus_auc_matches_scikit_learn_on_the_two_classes():
+    from sklearn.metrics import roc_auc_score
+
+    from dermlens.evaluation.metrics import melanoma_vs_naevus_auc
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 3, 300)
+    probabilities = rng.dirichlet([1, 1, 1], 300)
+    classes = ("nv", "bcc", "mel")
+    keep = labels != 1
+    share = probabilities[keep, 2] / (probabilities[keep, 2] + probabilities[keep, 0])
+    expected = roc_auc_score(labels[keep] == 2, share)
+    assert melanoma_vs_naevus_auc(labels, probabilities, classes) == pytest.approx(expected)
+    assert classification_metrics(labels, probabilities, classes)["melanoma_vs_naevus_auc"] == pytest.approx(expected)
+    assert melanoma_vs_naevus_auc(labels, probabilities, ("a", "b", "c")) is None
+    assert melanoma_vs_naevus_auc(np.zeros(5, int), probabilities[:5], classes) is None
+
+
+def test_decisions_replace_the_argmax_for_accuracy_but_not_for_auc():
+    probabilities = np.array([[0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])
+    plain = classification_metrics([0, 1, 1], probabilities, ("nv", "mel"))
+    shifted = classification_metrics([0, 1, 1], probabilities, ("nv", "mel"), decisions=[0, 1, 1])
+    assert plain["balanced_accuracy"] == pytest.approx(0.75)
+    assert shifted["balanced_accuracy"] == pytest.approx(1.0)
+    assert shifted["macro_auc"] == plain["macro_auc"]
+    with pytest.raises(ValueError):
+        classification_metrics([0, 1, 1], probabilities, ("nv", "mel"), decisions=[0, 1])

@@ -113,11 +113,13 @@ def _macro(values: Sequence[float], classes: Sequence[str]) -> tuple[float | Non
 
 
 def classification_metrics(
-    y_true: ArrayLike, probabilities: ArrayLike, classes: Sequence[str]
+    y_true: ArrayLike, probabilities: ArrayLike, classes: Sequence[str], decisions: ArrayLike | None = None
 ) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro AUC / AP, per-class scores and the confusion matrix.
 
-    The predicted class is the most probable one. AUC and AP are one-vs-rest; a class with no
+    The predicted class is the most probable one unless ``decisions`` gives it (a model whose decision
+    rule favours rare classes, see `dermlens.inference.decision`); the ranking metrics always use the
+    probabilities. AUC and AP are one-vs-rest; a class with no
     positives (or, for AUC, no negatives) gets None and is listed under ``left_out_of_macro``.
     Confusion-matrix rows are true classes, columns predicted classes.
 
@@ -127,7 +129,9 @@ def classification_metrics(
     """
     labels, probs = check_predictions(y_true, probabilities, classes)
     classes = [str(code) for code in classes]
-    y_pred = probs.argmax(axis=1)
+    y_pred = probs.argmax(axis=1) if decisions is None else _as_labels(decisions, "decisions", len(classes))
+    if len(y_pred) != len(labels):
+        raise ValueError(f"{len(y_pred)} decisions given for {len(labels)} predictions")
     indices = np.arange(len(classes))
     matrix = skm.confusion_matrix(labels, y_pred, labels=indices)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
@@ -163,4 +167,25 @@ def classification_metrics(
         "left_out_of_macro": {"auc": auc_left_out, "average_precision": ap_left_out},
         "per_class": per_class,
         "confusion_matrix": matrix.astype(int).tolist(),
+        "melanoma_vs_naevus_auc": melanoma_vs_naevus_auc(labels, probs, classes),
     }
+
+
+def melanoma_vs_naevus_auc(y_true: ArrayLike, probabilities: ArrayLike, classes: Sequence[str]) -> float | None:
+    """AUC of p(mel) / (p(mel) + p(nv)) on the melanomas and naevi only: the ISIC 2016-2017 question.
+
+    None when the classes lack ``mel`` or ``nv`` or the data lacks either.
+
+    >>> melanoma_vs_naevus_auc([0, 1, 2], [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]], ("mel", "nv", "bcc"))
+    1.0
+    """
+    classes = [str(code) for code in classes]
+    if "mel" not in classes or "nv" not in classes:
+        return None
+    labels, probs = np.asarray(y_true), np.asarray(probabilities, np.float64)
+    mel, nv = classes.index("mel"), classes.index("nv")
+    keep = (labels == mel) | (labels == nv)
+    if not (labels[keep] == mel).any() or not (labels[keep] == nv).any():
+        return None
+    share = probs[keep, mel] / np.maximum(probs[keep, mel] + probs[keep, nv], 1e-12)
+    return _json_number(_binary_auc(labels[keep] == mel, share))

@@ -23,6 +23,7 @@ class Scorer:
     logits: Callable[..., np.ndarray]  # (images, metadata or None) -> logits
     name: str
     uses_metadata: bool = False
+    decision_bias: np.ndarray | None = None  # see dermlens.inference.decision
 
 
 def load_scorer(path: str | Path) -> Scorer:
@@ -35,7 +36,8 @@ def load_scorer(path: str | Path) -> Scorer:
 
         model = OnnxModel.load(path)
         return Scorer(model.classes, model.preprocessing, model.temperature,
-                      lambda batch, metadata=None: model.logits(batch), path.name)
+                      lambda batch, metadata=None: model.logits(batch), path.name,
+                      decision_bias=model.decision_bias)
     import torch
 
     from dermlens.training.checkpoint import load_model
@@ -48,7 +50,8 @@ def load_scorer(path: str | Path) -> Scorer:
             return network(torch.from_numpy(batch), rows).numpy()
 
     return Scorer(info.classes, info.preprocessing, info.temperature, logits, path.name,
-                  uses_metadata=info.n_metadata > 0)
+                  uses_metadata=info.n_metadata > 0,
+                  decision_bias=None if info.decision_bias is None else np.asarray(info.decision_bias))
 
 
 def score_dataset(scorer: Scorer, dataset: LabelledImages, *, batch_size: int = 64,
@@ -94,12 +97,20 @@ def evaluate_model(model_path: str | Path, dataset: LabelledImages, out_dir: str
     except ValueError as error:
         raise DatasetError(f"the dataset does not fit the model {scorer.name}: {error}") from None
     probabilities = score_dataset(scorer, dataset, cache_dir=cache_dir, tta=tta)
+    decisions = None
+    if scorer.decision_bias is not None:
+        from dermlens.inference.decision import decide
+
+        # log p = logits / T - const, so argmax(logits + b) = argmax(log p + b / T)
+        decisions = decide(np.log(np.clip(probabilities, 1e-300, 1.0)), scorer.decision_bias / scorer.temperature)
     out_dir = Path(out_dir)
     metrics = evaluate_predictions(
         dataset.targets, probabilities, scorer.classes, out_dir,
         title=f"dermlens evaluation of {scorer.name}" + (" (flip test-time augmentation)" if tta else ""),
         image_ids=list(dataset.ids),
-        source_note=f"{len(dataset)} images from {dataset.source or 'the given dataset'}")
+        source_note=f"{len(dataset)} images from {dataset.source or 'the given dataset'}"
+                    + ("; decisions favour rare classes (the model's decision bias)" if decisions is not None else ""),
+        decisions=decisions)
     if isic_submission:
         write_isic_submission(list(dataset.ids), probabilities, scorer.classes,
                               out_dir / "isic_submission.csv")

@@ -179,13 +179,14 @@ def _render_html(document: _Document, figure_dir: Path) -> str:
 
 
 def _write_predictions_csv(
-    path: Path, image_ids: Sequence[str], labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]
+    path: Path, image_ids: Sequence[str], labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
+    decisions: np.ndarray,
 ) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["image_id", "true_label", "predicted_label", *(f"prob_{code}" for code in classes)])
-        for image_id, label, row in zip(image_ids, labels, probabilities):
-            writer.writerow([image_id, classes[label], classes[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+        for image_id, label, decision, row in zip(image_ids, labels, decisions, probabilities):
+            writer.writerow([image_id, classes[label], classes[int(decision)], *(f"{p:.6f}" for p in row)])
 
 
 def evaluate_predictions(
@@ -197,6 +198,7 @@ def evaluate_predictions(
     title: str = "dermlens evaluation",
     image_ids: Sequence[str] | None = None,
     source_note: str = "",
+    decisions: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """Compute metrics and calibration, and write a complete evaluation folder to ``out_dir``.
 
@@ -204,6 +206,7 @@ def evaluate_predictions(
     figures, ``report.md``, a self-contained ``report.html`` (figures embedded, no JavaScript) and,
     when ``image_ids`` is given, ``predictions.csv`` with one probability column per class.
     ``source_note`` says where the predictions came from (model, split) and is shown in the reports.
+    ``decisions`` are the predicted classes when they are not simply the most probable ones.
 
     >>> import tempfile
     >>> metrics = evaluate_predictions([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], ("mel", "nv"),
@@ -217,7 +220,8 @@ def evaluate_predictions(
     if image_ids is not None and len(image_ids) != len(labels):
         raise ValueError(f"{len(image_ids)} image_ids given for {len(labels)} predictions")
     classes = [str(code) for code in classes]
-    metrics = classification_metrics(labels, probs, classes)
+    decided = probs.argmax(axis=1) if decisions is None else np.asarray(decisions)
+    metrics = classification_metrics(labels, probs, classes, decided)
     metrics["ece"] = expected_calibration_error(labels, probs, ECE_BINS)
     metrics["ece_bins"] = ECE_BINS
 
@@ -234,5 +238,5 @@ def evaluate_predictions(
     (out / "report.md").write_text(_render_markdown(document), encoding="utf-8")
     (out / "report.html").write_text(_render_html(document, out), encoding="utf-8")
     if image_ids is not None:
-        _write_predictions_csv(out / "predictions.csv", image_ids, labels, probs, classes)
+        _write_predictions_csv(out / "predictions.csv", image_ids, labels, probs, classes, decided)
     return metrics

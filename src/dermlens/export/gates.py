@@ -14,6 +14,7 @@ import numpy as np
 from dermlens.data.dataset import LabelledImages
 from dermlens.inference.abstention import confidence_threshold
 from dermlens.inference.calibration import softmax
+from dermlens.inference.decision import decide
 from dermlens.inference.gates import ServingGates
 from dermlens.inference.notskin import FeatureDensity, rejection_threshold
 from dermlens.inference.quality import QualityThresholds
@@ -21,20 +22,29 @@ from dermlens.inference.quality import QualityThresholds
 
 def features_and_logits(model, info, images: np.ndarray, indices: np.ndarray, label: str,
                         batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features and logits of ``images[indices]`` (uint8, already prepared), with a progress bar."""
+    """Pooled features and logits of ``images[indices]`` (uint8, prepared), via ONNX Runtime."""
     import torch
 
     from dermlens.progress import track
+    from dermlens.training.onnx_runtime import onnx_session
 
-    model.eval()
+    class FeaturesAndLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, image):
+            pooled = self.model.features(image)
+            return pooled, self.model.head(pooled)
+
+    prep = info.preprocessing
+    session = onnx_session(FeaturesAndLogits(), prep.height, prep.width, outputs=("features", "logits"))
     features, logits = [], []
     chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    with torch.inference_mode():
-        for chunk in track(chunks, label, total=len(chunks)):
-            batch = torch.from_numpy(info.preprocessing.normalize(np.asarray(images[chunk])))
-            pooled = model.features(batch)
-            features.append(pooled.numpy())
-            logits.append(model.head(pooled).numpy())
+    for chunk in track(chunks, label, total=len(chunks)):
+        pooled, scores = session.run(["features", "logits"], {"image": prep.normalize(np.asarray(images[chunk]))})
+        features.append(pooled)
+        logits.append(scores)
     return np.concatenate(features), np.concatenate(logits)
 
 
@@ -52,8 +62,15 @@ def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | 
     val_features, val_logits = features_and_logits(model, info, images, val, "Validation split")
     val_scores = density.score(val_features)
     threshold = rejection_threshold(val_scores, max_reject_rate)
-    abstention = confidence_threshold(softmax(val_logits, info.temperature), dataset.targets[val],
-                                      target_accuracy)
+    val_probabilities = softmax(val_logits, info.temperature)
+    abstention = confidence_threshold(val_probabilities, dataset.targets[val], target_accuracy)
+    # what the predictor really answers: confident, and the decision rule agrees with the most probable
+    bias = None if info.decision_bias is None else np.asarray(info.decision_bias)
+    most_probable = val_probabilities.argmax(axis=1)
+    answered = ((val_probabilities.max(axis=1) >= abstention["threshold"])
+                & (decide(val_logits, bias) == most_probable))
+    abstention.update(coverage=float(answered.mean()),
+                      accuracy_when_answered=float((most_probable == dataset.targets[val])[answered].mean()))
     evidence = {"not_skin": {"fitted_on": f"{len(split.train)} training images",
                              "threshold_quantile": 1.0 - max_reject_rate,
                              "validation_rejected": float(np.mean(val_scores > threshold)),

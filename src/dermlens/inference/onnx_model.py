@@ -62,6 +62,11 @@ class OnnxModel:
                    ServingGates.from_dict(info.get("gates")), outputs)
 
     @property
+    def decision_bias(self) -> np.ndarray | None:
+        bias = self.info.get("decision_bias")
+        return None if bias is None else np.asarray(bias, np.float64)
+
+    @property
     def has_not_skin_check(self) -> bool:
         return "not_skin_score" in self.outputs and self.gates.not_skin_threshold is not None
 

@@ -5,7 +5,9 @@ Every image passes the same gates in order, and the first one it fails decides t
 1. decoding (``not_an_image``, ``unreadable``, ``too_large``);
 2. image quality (``too_small``, ``too_dark``, ``too_bright``, ``blurry``);
 3. the not-skin check on the model's own features (``not_skin``);
-4. abstention: a top probability below the model's validated threshold is ``uncertain``.
+4. abstention: a top probability below the model's validated threshold is ``uncertain``, and so is an
+   image where the model's decision rule (which favours classes rare in training, such as melanoma;
+   `dermlens.inference.decision`) names another class than the most probable one.
 
 Only an image that passes all of them gets status ``ok``. Rejected images carry no probabilities, so
 nothing downstream can mistake a photo of a cat for a naevus.
@@ -23,6 +25,7 @@ from dermlens import DISCLAIMER
 from dermlens.data.images import ImageReadError, load_rgb
 from dermlens.data.labels import display_name
 from dermlens.inference.calibration import softmax
+from dermlens.inference.decision import decide
 from dermlens.inference.onnx_model import OnnxModel
 from dermlens.inference.quality import ISSUE_MESSAGES, measure_quality, quality_issue
 from dermlens.inference.tta import flip_views
@@ -33,6 +36,8 @@ ImageSource = str | Path | bytes | np.ndarray
 DEFAULT_MODEL = "default"
 SEE_A_DERMATOLOGIST = ("The model is not sure about this image. Please show the lesion to a "
                        "dermatologist rather than rely on this result.")
+CANNOT_RULE_OUT = ("The most likely class is {likely}, but {decision} cannot be ruled out. Please show "
+                   "the lesion to a dermatologist.")
 NOT_SKIN_MESSAGE = ("This does not look like a dermoscopic image of skin, so it was not classified. "
                     "dermlens only judges close-up (dermoscopic) images of a skin lesion.")
 READ_MESSAGES = {
@@ -64,6 +69,7 @@ class Prediction:
     message: str
     probabilities: dict[str, float] = field(default_factory=dict)
     top: tuple[RankedClass, ...] = ()
+    decision: str | None = None  # the class the model names (see dermlens.inference.decision)
     not_skin_score: float | None = None
     disclaimer: str = DISCLAIMER
 
@@ -73,7 +79,7 @@ class Prediction:
                 "probabilities": self.probabilities or None,
                 "top": [{"code": c.code, "name": c.name, "probability": c.probability}
                         for c in self.top[:top_k]],
-                "not_skin_score": self.not_skin_score, "disclaimer": self.disclaimer}
+                "decision": self.decision, "not_skin_score": self.not_skin_score, "disclaimer": self.disclaimer}
 
 
 def _rejected(image: str, reason: str, message: str, score: float | None = None) -> Prediction:
@@ -153,6 +159,7 @@ class Predictor:
         # the not-skin score of the image as given (flips would only blur a clear-cut distance)
         scores = outputs[0][1]
         probabilities = softmax(logits, self.model.temperature)
+        decisions = decide(logits, self.model.decision_bias)
         gates = self.model.gates
         predictions = []
         for row, name in enumerate(names):
@@ -160,21 +167,25 @@ class Predictor:
             if self.model.has_not_skin_check and score is not None and score > gates.not_skin_threshold:
                 predictions.append(_rejected(name, "not_skin", NOT_SKIN_MESSAGE, score))
                 continue
-            predictions.append(self._answer(name, probabilities[row], score))
+            predictions.append(self._answer(name, probabilities[row], int(decisions[row]), score))
         return predictions
 
-    def _answer(self, name: str, probabilities: np.ndarray, score: float | None) -> Prediction:
+    def _answer(self, name: str, probabilities: np.ndarray, decision: int, score: float | None) -> Prediction:
         order = np.argsort(-probabilities, kind="stable")
         ranked = tuple(RankedClass(self.classes[i], display_name(self.classes[i]), float(probabilities[i]))
                        for i in order)
-        confident = ranked[0].probability >= self.model.gates.min_confidence
-        status: Status = "ok" if confident else "uncertain"
-        message = (f"Most similar to: {ranked[0].name} ({ranked[0].probability:.0%})." if confident
-                   else SEE_A_DERMATOLOGIST)
-        return Prediction(image=name, status=status, reason=None if confident else "low_confidence",
+        decided = self.classes[decision]
+        if decided != ranked[0].code:
+            reason, message = "rare_class_possible", CANNOT_RULE_OUT.format(
+                likely=ranked[0].name, decision=display_name(decided))
+        elif ranked[0].probability < self.model.gates.min_confidence:
+            reason, message = "low_confidence", SEE_A_DERMATOLOGIST
+        else:
+            reason, message = None, f"Most similar to: {ranked[0].name} ({ranked[0].probability:.0%})."
+        return Prediction(image=name, status="ok" if reason is None else "uncertain", reason=reason,
                           message=message,
                           probabilities={c: float(p) for c, p in zip(self.classes, probabilities)},
-                          top=ranked, not_skin_score=score)
+                          top=ranked, decision=decided, not_skin_score=score)
 
 
 def _name_of(source: ImageSource) -> str:

@@ -28,6 +28,7 @@ class ModelInfo:
     dropout: float = 0.2
     n_metadata: int = 0
     temperature: float = 1.0
+    decision_bias: tuple[float, ...] | None = None  # see dermlens.inference.decision
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -35,6 +36,7 @@ class ModelInfo:
         return {"backbone": self.backbone, "classes": list(self.classes),
                 "preprocessing": self.preprocessing.to_dict(), "dropout": self.dropout,
                 "n_metadata": self.n_metadata, "temperature": self.temperature,
+                "decision_bias": None if self.decision_bias is None else list(self.decision_bias),
                 "config": self.config, "metrics": self.metrics}
 
     @classmethod
@@ -42,7 +44,10 @@ class ModelInfo:
         return cls(backbone=values["backbone"], classes=tuple(values["classes"]),
                    preprocessing=Preprocessing.from_dict(values["preprocessing"]),
                    dropout=float(values.get("dropout", 0.2)), n_metadata=int(values.get("n_metadata", 0)),
-                   temperature=float(values.get("temperature", 1.0)), config=values.get("config", {}),
+                   temperature=float(values.get("temperature", 1.0)),
+                   decision_bias=None if values.get("decision_bias") is None
+                   else tuple(float(v) for v in values["decision_bias"]),
+                   config=values.get("config", {}),
                    metrics=values.get("metrics", {}))
 
 

@@ -14,6 +14,7 @@ def finish_run(trainer):
     from dermlens.evaluation.calibration import expected_calibration_error
     from dermlens.evaluation.report import evaluate_predictions
     from dermlens.inference.calibration import fit_temperature, softmax
+    from dermlens.inference.decision import decide
     from dermlens.training.checkpoint import load_model, save_model
     from dermlens.training.fit import BEST, Run, write_history
 
@@ -32,8 +33,10 @@ def finish_run(trainer):
     }
     held_out, subset = (test, "test") if len(test) else (val, "validation")
     logits = trainer.logits(held_out, f"Evaluating on {subset}") if len(test) else val_logits
+    bias = None if info.decision_bias is None else np.asarray(info.decision_bias)
     metrics = evaluate_predictions(
         data.targets[held_out], softmax(logits, temperature), classes, out_dir / "evaluation",
+        decisions=decide(logits, bias),
         title=f"dermlens {info.backbone} on the held-out {subset} split",
         image_ids=[data.dataset.ids[i] for i in held_out],
         source_note=f"{len(held_out)} images of {data.dataset.source or 'the dataset'}, "

@@ -41,16 +41,19 @@ PRIOR_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def _validation_scores(logits: np.ndarray, targets: np.ndarray, classes: tuple[str, ...],
                        log_prior: np.ndarray | None) -> dict:
-    """Validation metrics at the prior correction (tau) with the best balanced accuracy."""
+    """Validation metrics: decisions at the prior correction (tau) with the best balanced accuracy;
+    AUC and loss from the model's own probabilities (the correction only moves the decision)."""
     from dermlens.evaluation.metrics import classification_metrics
     from dermlens.inference.calibration import nll_loss, softmax
+    from dermlens.inference.decision import decide, decision_bias
 
+    probabilities = softmax(logits)
     best: dict = {}
     for tau in PRIOR_TAUS if log_prior is not None else (0.0,):
-        adjusted = logits - tau * log_prior if tau else logits
-        metrics = classification_metrics(targets, softmax(adjusted), classes)
+        decisions = decide(logits, decision_bias(log_prior, tau) if tau else None)
+        metrics = classification_metrics(targets, probabilities, classes, decisions)
         if not best or metrics["balanced_accuracy"] > best["val_balanced_accuracy"] + 1e-9:
-            best = {"val_loss": nll_loss(adjusted, targets, 1.0), "val_accuracy": metrics["accuracy"],
+            best = {"val_loss": nll_loss(logits, targets, 1.0), "val_accuracy": metrics["accuracy"],
                     "val_balanced_accuracy": metrics["balanced_accuracy"],
                     "val_macro_auc": metrics["macro_auc"], "prior_tau": tau}
     return best
@@ -109,8 +112,7 @@ class Trainer:
 
     def record(self, row: dict[str, Any]) -> None:
         """Score the model on validation; keep it as best.pt when the named metric improves."""
-        import torch
-
+        from dermlens.inference.decision import decision_bias
         from dermlens.training.checkpoint import save_model
 
         val = self.data.split.val
@@ -127,11 +129,9 @@ class Trainer:
         improved = row[metric] is not None and row[metric] > self.best_score
         if improved:
             self.best_score = row[metric]
-            state = self.model.state_dict()
-            if row["prior_tau"]:  # bake the decision shift into the saved classifier bias
-                state = {**state, "classifier.bias": state["classifier.bias"]
-                         - float(row["prior_tau"]) * torch.from_numpy(self.log_prior).float()}
-            save_model(self.model, self.info, self.out_dir / BEST, state_dict=state, epoch=row["epoch"])
+            self.info.decision_bias = (tuple(decision_bias(self.log_prior, row["prior_tau"]).tolist())
+                                       if row["prior_tau"] else None)
+            save_model(self.model, self.info, self.out_dir / BEST, epoch=row["epoch"])
         auc = row["val_macro_auc"]
         say(f"[{row['stage']} {row['epoch']}] val balanced accuracy {row['val_balanced_accuracy']:.3f}"
             f"  macro AUC {'n/a' if auc is None else format(auc, '.3f')}  loss {row['val_loss']:.3f}"

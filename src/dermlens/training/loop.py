@@ -49,12 +49,26 @@ def predict_logits(model: nn.Module, normalizer: Normalizer, images: np.ndarray,
                    indices: np.ndarray | None = None, *, metadata: np.ndarray | None = None,
                    batch_size: int = 16,  # larger batches fall out of the CPU caches and run slower
                    description: str = "Predicting", features_only: bool = False) -> np.ndarray:
-    """Logits (or pooled features) for ``images[indices]`` in eval mode, no augmentation."""
+    """Logits (or pooled features) for ``images[indices]`` in eval mode, no augmentation.
+
+    Pooled features of a frozen network go through ONNX Runtime (faster), logits through PyTorch.
+    """
     was_training = model.training
     model.eval()
     indices = np.arange(len(images)) if indices is None else np.asarray(indices)
     outputs = []
     chunks = batches(indices, batch_size)
+    if features_only:
+        from dermlens.training.onnx_runtime import pooled_features
+
+        def normalize(batch: np.ndarray) -> np.ndarray:
+            return normalizer(to_float(torch.from_numpy(batch))).contiguous().numpy()
+
+        features = pooled_features(model, (np.asarray(images[chunk]) for chunk in
+                                           track(chunks, description, total=len(chunks))), normalize)
+        if features is not None:
+            model.train(was_training)
+            return features
     for chunk in track(chunks, description, total=len(chunks)):
         inputs = normalizer(to_float(torch.from_numpy(np.asarray(images[chunk]))))
         out = model.features(inputs) if features_only else model(inputs, _rows(metadata, chunk))

@@ -1,0 +1,115 @@
+"""Speed and memory of the predictor (issue targets: p50 <= 15 ms, >= 3x eager PyTorch, >= 100 images/s,
+<= 400 MB, cold start <= 2 s).
+
+    python bench/predictor.py [--model default] [--checkpoint RUN/best.pt] [--images 300]
+
+Single-image latency is the whole path a server runs per request: read the file, decode, quality
+gates, preprocessing, ONNX Runtime (classes and not-skin score), abstention. With --checkpoint, the same
+images also go through the eager PyTorch checkpoint (decode and preprocessing included) in this run, for
+the speed-up. Peak memory and cold start are measured in fresh processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("DERMLENS_QUIET", "1")
+HAM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ham10000"
+
+
+def latencies(run, paths: list[Path], warmup: int = 5) -> np.ndarray:
+    for path in paths[:warmup]:
+        run(path)
+    times = []
+    for path in paths:
+        start = time.perf_counter()
+        run(path)
+        times.append(time.perf_counter() - start)
+    return np.array(times) * 1000
+
+
+def eager_runner(checkpoint: Path):
+    import torch
+
+    from dermlens.data.images import load_rgb
+    from dermlens.training.checkpoint import load_model
+
+    model, info = load_model(checkpoint)
+    model.eval()
+
+    def run(path: Path) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(info.preprocessing(load_rgb(path)))).numpy()
+
+    return run
+
+
+def in_fresh_process(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", help="an exported .onnx model (default: bundled)")
+    parser.add_argument("--checkpoint", type=Path, help="the model's PyTorch checkpoint, for the speed-up")
+    parser.add_argument("--images", type=int, default=300)
+    args = parser.parse_args()
+
+    from dermlens.data.readers import read_dataset
+    from dermlens.inference.predictor import Predictor
+
+    dataset = read_dataset(HAM)
+    picks = np.random.default_rng(0).choice(len(dataset), args.images, replace=False)
+    paths = [dataset.paths[i] for i in picks]
+    predictor = Predictor.load(args.model)
+    print(f"model: {args.model}  ({predictor.model.info.get('backbone')}, "
+          f"{predictor.model.preprocessing.width}x{predictor.model.preprocessing.height}), "
+          f"{os.cpu_count()} CPUs, {args.images} HAM10000 images")
+
+    onnx_ms = latencies(lambda p: predictor.predict(p), paths)
+    print(f"single image, ONNX Runtime predictor: p50 {np.median(onnx_ms):.1f} ms  "
+          f"p90 {np.percentile(onnx_ms, 90):.1f} ms  (target p50 <= 15 ms)")
+    if args.checkpoint:
+        eager_ms = latencies(eager_runner(args.checkpoint), paths)
+        print(f"single image, eager PyTorch:          p50 {np.median(eager_ms):.1f} ms  "
+              f"p90 {np.percentile(eager_ms, 90):.1f} ms")
+        print(f"speed-up: {np.median(eager_ms) / np.median(onnx_ms):.1f}x (target >= 3x)")
+
+    for batch_size in (16, 32):
+        start = time.perf_counter()
+        results = predictor.predict_many(paths, batch_size=batch_size, progress=False)
+        seconds = time.perf_counter() - start
+        print(f"batch prediction (batch {batch_size}): {len(results) / seconds:.0f} images/s "
+              f"(target >= 100)")
+
+    model_arg = repr(args.model)
+    peak = in_fresh_process(
+        "import resource; from dermlens.inference.predictor import Predictor; "
+        f"p = Predictor.load({model_arg}); p.predict({str(paths[0])!r}); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    print(f"peak memory of a process that made one prediction: {int(peak) / 1024:.0f} MB (target <= 400)")
+
+    command = [sys.executable, "-m", "dermlens.cli", "predict", str(paths[0]), "--format", "json"]
+    if args.model != "default":
+        command += ["--model", args.model]
+    colds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=False)
+        colds.append(time.perf_counter() - start)
+    print(f"cold start (`dermlens predict` one image, whole process): best {min(colds):.2f} s, "
+          f"median {np.median(colds):.2f} s (target <= 2 s)")
+    print(f"this benchmark's own peak memory: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
