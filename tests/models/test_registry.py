@@ -63,21 +63,32 @@ def test_backbone_builds_runs_and_names_real_stages_and_gradcam_layer(name):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # dynamo=False: the TorchScript exporter
 @pytest.mark.parametrize("name", BACKBONES)
-def test_backbone_exports_to_onnx_with_matching_logits(name, tmp_path):
+def test_backbone_exports_to_onnx_with_matching_logits_and_not_skin_statistics(name, tmp_path):
+    """The serving graph: logits plus the channel statistics of the backbone's not-skin tap."""
     import onnxruntime as ort
 
+    from dermlens.export.taps import TappedClassifier
+
     model = _random_model(name)
+    spec = get_backbone(name)
+    assert spec.density_tap, f"{name} names no module for the not-skin check"
+    tapped = TappedClassifier(model, spec.density_tap).eval()
     path = tmp_path / f"{name}.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 3, 150, 200),), str(path), input_names=["image"],
-                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(tapped, (torch.zeros(1, 3, 150, 200),), str(path), input_names=["image"],
+                      output_names=["logits", "statistics"], opset_version=17, dynamo=False,
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "statistics": {0: "batch"}})
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     images = torch.rand(2, 3, 150, 200, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        expected = model(images).numpy()
-    got = session.run(["logits"], {"image": images.numpy()})[0]
+        expected, statistics = (t.numpy() for t in tapped(images))
+        np.testing.assert_array_equal(expected, model(images).numpy())
+    got, got_statistics = session.run(["logits", "statistics"], {"image": images.numpy()})
+    channels = model.backbone.get_submodule(spec.density_tap)
+    assert got_statistics.shape == statistics.shape and statistics.shape[0] == 2 and channels is not None
+    assert statistics.shape[1] % 2 == 0 and (statistics[:, statistics.shape[1] // 2:] > 0).all()  # std > 0
+    np.testing.assert_allclose(got_statistics, statistics, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(statistics).max()))
     assert got.shape == (2, 7)
     # an untrained inception_v3 in eval mode (BatchNorm at its initial statistics) gives logits near
     # 1e10, so the tolerance is 1e-4 of the logit scale (1e-4 itself for the usual scale of a few units)

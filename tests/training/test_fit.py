@@ -29,7 +29,8 @@ def tiny_config(data: Path, cache_dir: Path, *extra: str):
     return load_config(CONFIGS / "quick.yaml", [
         f"data.path={data}", f"data.cache_dir={cache_dir}", "data.fractions=0.6,0.2,0.2",
         "training.head_epochs=3", "training.finetune=last", "training.finetune_stages=2",
-        "training.epochs=1", "training.batch_size=16", "training.warmup_steps=2", *extra])
+        "training.epochs=1", "training.batch_size=16", "training.warmup_steps=2", "data.colour_constancy=6",
+        *extra])
 
 
 def read_history(run_dir: Path) -> list[dict[str, str]]:
@@ -380,3 +381,41 @@ def test_a_time_budget_too_short_for_an_epoch_still_ends_with_an_evaluated_model
     assert (tmp_path / "budget" / "evaluation" / "metrics.json").is_file()
     summary = json.loads((tmp_path / "budget" / "summary.json").read_text())
     assert summary["selected_stage"] == "head"
+
+
+@pytest.mark.slow
+def test_the_predictor_on_the_export_predicts_as_the_checkpoint(trained, ham_small, tmp_path):
+    """Parity on real image files: decoding, colour constancy and resizing read from the ONNX metadata."""
+    import dataclasses
+
+    import torch
+
+    from dermlens.data.images import load_rgb
+    from dermlens.export.onnx import export_onnx
+    from dermlens.export.reference import serving_gates_for
+    from dermlens.inference.calibration import softmax
+    from dermlens.inference.gates import ServingGates
+    from dermlens.inference.predictor import Predictor
+    from dermlens.training.checkpoint import load_model
+
+    _, run = trained
+    density, gates = serving_gates_for(run.best_checkpoint)  # the run's own data and split
+    assert density is not None and gates.not_skin_threshold is not None
+    assert 0 < gates.min_confidence < 1
+    assert gates.evidence["not_skin"]["validation_rejected"] <= 0.05
+    path = export_onnx(run.best_checkpoint, tmp_path / "model.onnx", density=density, gates=gates)
+    predictor = Predictor.load(path)
+    assert predictor.model.has_not_skin_check
+    assert predictor.model.preprocessing.colour_constancy == 6.0
+    # every image answered, so that all 30 can be compared (the gates are tested with the real model)
+    predictor.model = dataclasses.replace(predictor.model, gates=ServingGates(min_confidence=0.0))
+    model, info = load_model(run.best_checkpoint)
+    paths = sorted((ham_small / "images").glob("*.jpg"))[:30]
+    predictions = predictor.predict_many(paths, progress=False)
+    with torch.inference_mode():
+        expected = np.concatenate([softmax(model(torch.from_numpy(info.preprocessing(load_rgb(p)))).numpy(),
+                                           info.temperature) for p in paths])
+    got = np.array([[p.probabilities[c] for c in info.classes] for p in predictions])
+    assert np.abs(got - expected).max() < 1e-4
+    scores = np.array([p.not_skin_score for p in predictions])
+    assert np.isfinite(scores).all() and (scores > 0).all()

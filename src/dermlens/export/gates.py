@@ -22,35 +22,28 @@ from dermlens.inference.quality import QualityThresholds
 
 def features_and_logits(model, info, images: np.ndarray, indices: np.ndarray, label: str,
                         batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features and logits of ``images[indices]`` (uint8, prepared), via ONNX Runtime."""
-    import torch
-
+    """Not-skin statistics (`dermlens.export.taps`) and logits of ``images[indices]`` (uint8, prepared),
+    computed by ONNX Runtime."""
+    from dermlens.export.taps import TappedClassifier, density_tap
     from dermlens.progress import track
     from dermlens.training.onnx_runtime import onnx_session
 
-    class FeaturesAndLogits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, image):
-            pooled = self.model.features(image)
-            return pooled, self.model.head(pooled)
-
     prep = info.preprocessing
-    session = onnx_session(FeaturesAndLogits(), prep.height, prep.width, outputs=("features", "logits"))
+    session = onnx_session(TappedClassifier(model, density_tap(model)), prep.height, prep.width,
+                           outputs=("logits", "statistics"))
     features, logits = [], []
     chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
     for chunk in track(chunks, label, total=len(chunks)):
-        pooled, scores = session.run(["features", "logits"], {"image": prep.normalize(np.asarray(images[chunk]))})
-        features.append(pooled)
+        scores, statistics = session.run(["logits", "statistics"],
+                                         {"image": prep.normalize(np.asarray(images[chunk]))})
+        features.append(statistics)
         logits.append(scores)
     return np.concatenate(features), np.concatenate(logits)
 
 
 def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | None = None,
               max_reject_rate: float = 0.01, target_accuracy: float = 0.9,
-              n_components: int = 128) -> tuple[FeatureDensity, ServingGates]:
+              n_components: int = 16) -> tuple[FeatureDensity, ServingGates]:
     """Fit the not-skin density and choose the thresholds of a checkpoint's serving gates."""
     from dermlens.data.imagecache import load_images
 
@@ -71,7 +64,11 @@ def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | 
                 & (decide(val_logits, bias) == most_probable))
     abstention.update(coverage=float(answered.mean()),
                       accuracy_when_answered=float((most_probable == dataset.targets[val])[answered].mean()))
+    from dermlens.export.taps import density_tap
+
     evidence = {"not_skin": {"fitted_on": f"{len(split.train)} training images",
+                             "features": f"channel mean and std of backbone.{density_tap(model)}"
+                             if density_tap(model) else "pooled backbone features",
                              "threshold_quantile": 1.0 - max_reject_rate,
                              "validation_rejected": float(np.mean(val_scores > threshold)),
                              "n_components": int(density.components.shape[1])},

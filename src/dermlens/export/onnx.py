@@ -2,7 +2,8 @@
 
 An exported model is self-describing: `dermlens.inference` reads everything it needs from the
 ``dermlens`` metadata entry, so serving needs neither torch nor the checkpoint. With a fitted
-not-skin density the graph has a second output, ``not_skin_score`` (see `dermlens.inference.notskin`).
+not-skin density the graph has a second output, ``not_skin_score`` (see `dermlens.inference.notskin`
+and `dermlens.export.taps`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ METADATA_KEY = "dermlens"
 
 
 def serving_graph(model, density: FeatureDensity | None):
-    """The classifier, plus the not-skin score computed from the same pooled features."""
+    """The classifier, plus the not-skin score of the same pass (see `dermlens.export.taps`)."""
     import torch
+
+    from dermlens.export.taps import TappedClassifier, density_tap
 
     class ServingGraph(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
             if density is not None:
+                self.tapped = TappedClassifier(model, density_tap(model))
                 self.register_buffer("mean", torch.from_numpy(density.mean))
                 self.register_buffer("components", torch.from_numpy(density.components))
                 self.register_buffer("inverse_variances", torch.from_numpy(1.0 / density.variances))
@@ -33,11 +37,10 @@ def serving_graph(model, density: FeatureDensity | None):
                 self.n_features = float(density.mean.shape[0])
 
         def forward(self, image):
-            pooled = self.model.features(image)
-            logits = self.model.head(pooled)
             if density is None:
-                return logits
-            centred = pooled - self.mean
+                return self.model(image)
+            logits, statistics = self.tapped(image)
+            centred = statistics - self.mean
             projected = centred @ self.components
             squared = projected * projected
             residual = torch.clamp((centred * centred).sum(dim=1) - squared.sum(dim=1), min=0.0)

@@ -1,8 +1,8 @@
 """The not-skin check: how far an image's backbone features lie from the training images'.
 
-A classifier answers every question with one of its classes, even for a photo of a cat. Its pooled
-features are more honest: dermoscopic images fill a small region of feature space. We model that
-region as a Gaussian whose covariance is a probabilistic PCA (Tipping and Bishop 1999): the top
+A classifier answers every question with one of its classes, even for a photo of a cat. Its
+intermediate features are more honest: dermoscopic images fill a small region of that feature space
+(which features: `dermlens.export.taps`). We model that region as a Gaussian whose covariance is a probabilistic PCA (Tipping and Bishop 1999): the top
 ``n_components`` directions with their own variances, the rest with one shared residual variance. Its
 Mahalanobis distance needs only a (features x components) matrix, so the export bakes it into the ONNX
 graph as an extra output, ``not_skin_score`` (mean squared standardised distance; about 1 for training
@@ -26,7 +26,7 @@ class FeatureDensity:
     residual_variance: float
 
     @classmethod
-    def fit(cls, features: np.ndarray, n_components: int = 128) -> "FeatureDensity":
+    def fit(cls, features: np.ndarray, n_components: int = 16) -> "FeatureDensity":
         """Fit on (N, D) training features.
 
         >>> rng = np.random.default_rng(0)

