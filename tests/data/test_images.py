@@ -121,15 +121,19 @@ def test_truncated_jpeg_is_an_image_read_error(tmp_path):
     assert caught.value.reason == "unreadable"
 
 
-@pytest.mark.parametrize("content", [b"not an image at all", b"", b"\x89PNG\r\n\x1a\n garbage"])
-def test_non_image_bytes_are_an_image_read_error(tmp_path, content):
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"not an image at all", "not_an_image"), (b"", "not_an_image"),
+    (b"\x89PNG\r\n\x1a\n garbage", "unreadable"), (b"\xff\xd8\xff not a real jpeg", "unreadable")])
+def test_non_image_bytes_are_an_image_read_error(tmp_path, content, reason):
+    """Something else entirely is `not_an_image`; a damaged image file is `unreadable`."""
     path = tmp_path / "notes.jpg"
     path.write_bytes(content)
     with pytest.raises(ImageReadError, match="notes.jpg") as caught:
         load_rgb(path)
-    assert caught.value.reason in ("not_an_image", "unreadable")
-    with pytest.raises(ImageReadError):
+    assert caught.value.reason == reason
+    with pytest.raises(ImageReadError) as caught:
         load_rgb(content)
+    assert caught.value.reason == reason
 
 
 def test_plain_text_is_not_an_image():

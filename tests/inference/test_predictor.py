@@ -58,9 +58,11 @@ def test_the_bundled_model_ships_inside_the_package(predictor):
 def test_real_dermoscopic_images_get_ranked_answers(predictor, ham_paths):
     predictions = predictor.predict_many(ham_paths, progress=False)
     assert [p.image for p in predictions] == [str(p) for p in ham_paths]
-    for prediction in predictions:
+    answered = [p for p in predictions if p.status != "rejected"]
+    for prediction in answered:
         check_answer(prediction)
-    assert sum(p.status == "rejected" for p in predictions) <= 1
+    # the not-skin check turns away about 1% of held-out HAM10000 images (model card); 2 of 40 at most
+    assert len(answered) >= 38
 
 
 def test_uncertain_answers_send_the_person_to_a_dermatologist(predictor, ham):
@@ -69,10 +71,15 @@ def test_uncertain_answers_send_the_person_to_a_dermatologist(predictor, ham):
     predictions = predictor.predict_many([ham.paths[i] for i in picks], progress=False)
     uncertain = [p for p in predictions if p.status == "uncertain"]
     assert uncertain, "no image of 150 was below the model's confidence threshold"
+    assert any(p.reason == "low_confidence" for p in uncertain)
     for prediction in uncertain:
         check_answer(prediction)
-        assert prediction.top[0].probability < predictor.model.gates.min_confidence
         assert "dermatologist" in prediction.message
+        if prediction.reason == "low_confidence":
+            assert prediction.top[0].probability < predictor.model.gates.min_confidence
+        else:  # confident, but the balanced decision names a rarer (possibly malignant) class
+            assert prediction.reason == "rare_class_possible"
+            assert prediction.decision != prediction.top[0].code
     for prediction in predictions:
         if prediction.status == "ok":
             assert prediction.top[0].probability >= predictor.model.gates.min_confidence
@@ -99,16 +106,40 @@ def test_exif_orientation_is_applied(predictor, ham_paths):
     assert turned.probabilities == pytest.approx(upright.probabilities, abs=0.05)
 
 
-@pytest.mark.parametrize("mode", ["CMYK", "P", "RGBA", "L", "I;16"])
-def test_other_colour_modes_are_classified(predictor, ham_paths, mode):
-    image = Image.open(ham_paths[2])
+def converted(path, mode: str) -> bytes:
+    image = Image.open(path)
     if mode == "I;16":
-        converted = Image.fromarray((np.asarray(image.convert("L"), np.uint16) * 257))
+        image = Image.fromarray((np.asarray(image.convert("L"), np.uint16) * 257))
+    elif mode == "P":
+        image = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
     else:
-        converted = image.convert(mode)
+        image = image.convert(mode)
     buffer = io.BytesIO()
-    converted.save(buffer, "TIFF" if mode in ("CMYK", "I;16") else "PNG")
-    check_answer(predictor.predict(buffer.getvalue(), name=f"{mode}.img"))
+    image.save(buffer, "TIFF" if mode in ("CMYK", "I;16") else "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P", "RGBA"])
+def test_other_colour_modes_are_classified(predictor, ham_paths, mode):
+    original = predictor.predict(ham_paths[2])
+    prediction = predictor.predict(converted(ham_paths[2], mode), name=f"{mode}.img")
+    check_answer(prediction)
+    assert prediction.top[0].code == original.top[0].code
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+def test_greyscale_images_are_read_and_judged(predictor, ham_paths, mode):
+    """A greyscale image decodes (16-bit too) but carries no colour, which dermoscopy needs: the model
+    either answers or the not-skin check turns it away; it never fails."""
+    data = converted(ham_paths[2], mode)
+    rgb = load_rgb(data)
+    assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all() and rgb.max() > 100
+    prediction = predictor.predict(data, name=f"{mode}.img")
+    if prediction.status == "rejected":
+        assert prediction.reason == "not_skin" and prediction.message
+    else:
+        check_answer(prediction)
 
 
 def degraded(rgb: np.ndarray, how: str) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dermlens.data.images import Preprocessing
-from dermlens.training.augment import Normalizer, augment, geometric, to_float
+from dermlens.training.augment import Normalizer, augment, geometric, low_resolution, to_float
 from dermlens.training.config import AugmentConfig
 
 NOTHING = AugmentConfig(flip=False, rotate=False, zoom=(1.0, 1.0), translate=0.0, brightness=0.0,
@@ -111,6 +111,33 @@ def test_zoom_in_enlarges_the_centre():
     config = AugmentConfig(flip=False, rotate=False, zoom=(2.0, 2.0), translate=0.0)
     out = geometric(to_float(image), config, generator())
     assert (out > 0.5).sum() / 3 == pytest.approx(4 * 21 * 21, rel=0.15)
+
+
+def test_aspect_stretch_changes_width_not_height():
+    # a centred 20x20 square: stretching the x axis changes its width, never its height
+    image = torch.zeros(1, 60, 80, 3, dtype=torch.uint8)
+    image[0, 20:40, 30:50] = 255
+    config = AugmentConfig(flip=False, rotate=False, zoom=(1.0, 1.0), translate=0.0, aspect=0.3)
+    widths, heights = set(), set()
+    for seed in range(6):
+        mask = geometric(to_float(image), config, generator(seed))[0, 0] > 0.5
+        widths.add(int(mask.any(dim=0).sum()))
+        heights.add(int(mask.any(dim=1).sum()))
+    assert heights == {20}
+    assert len(widths) > 1 and min(widths) >= 14 and max(widths) <= 30
+
+
+def test_low_resolution_blurs_detail_but_keeps_the_picture(batch):
+    images = to_float(batch)
+    always = low_resolution(images, 1.0, generator())
+    never = low_resolution(images, 0.0, generator())
+    assert always.shape == images.shape
+    torch.testing.assert_close(never, images)
+    # fine noise is smoothed away (lower high-frequency energy); the mean colour stays
+    def detail(x):
+        return (x[..., 1:] - x[..., :-1]).abs().mean()
+    assert detail(always) < 0.8 * detail(images)
+    torch.testing.assert_close(always.mean(dim=(2, 3)), images.mean(dim=(2, 3)), rtol=0, atol=0.03)
 
 
 def test_normalizer_matches_serving_preprocessing(batch):

@@ -117,6 +117,21 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+# Signatures of the image formats dermlens reads: a file that starts like an image but does not decode
+# is a damaged image ("unreadable"), not some other kind of file ("not_an_image").
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def _header(source: str | Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source[:8]
+    try:
+        with open(source, "rb") as handle:
+            return handle.read(8)
+    except OSError:
+        return b""
+
+
 def load_rgb(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file (or its bytes) as a uint8 HxWx3 RGB array; larger than ``max_pixels`` is refused.
 
@@ -138,6 +153,9 @@ def load_rgb(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.nda
     except Image.DecompressionBombError as error:
         raise ImageReadError(f"{name} is too large to decode safely: {error}", reason="too_large") from None
     except UnidentifiedImageError:
+        if _header(source).startswith(IMAGE_SIGNATURES):
+            raise ImageReadError(f"{name} starts like an image file but cannot be decoded (truncated or "
+                                 f"corrupt?)") from None
         raise ImageReadError(f"{name} is not an image file (or its format is not supported)",
                              reason="not_an_image") from None
     except FileNotFoundError:

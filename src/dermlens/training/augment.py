@@ -25,11 +25,14 @@ def geometric(images: torch.Tensor, config: AugmentConfig, generator: torch.Gene
     zoom = _uniform(n, *config.zoom, generator)
     flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if config.flip \
         else torch.ones(n)
+    stretch = _uniform(n, 1 - config.aspect, 1 + config.aspect, generator) if config.aspect \
+        else torch.ones(n)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.zeros(n, 2, 3)
-    # rotation in pixel space expressed in normalised coordinates of a non-square image
-    theta[:, 0, 0] = cos * flip
-    theta[:, 0, 1] = -sin * height / width
+    # rotation in pixel space expressed in normalised coordinates of a non-square image; the
+    # stretch scales the output's x axis against its y axis (an image resized from another shape)
+    theta[:, 0, 0] = cos * flip * stretch
+    theta[:, 0, 1] = -sin * height / width * stretch
     theta[:, 1, 0] = sin * width / height * flip
     theta[:, 1, 1] = cos
     theta[:, :, 2] = _uniform(2 * n, -config.translate, config.translate, generator).view(n, 2)
@@ -53,6 +56,21 @@ def photometric(images: torch.Tensor, config: AugmentConfig, generator: torch.Ge
     return images.clamp_(0.0, 1.0)
 
 
+def low_resolution(images: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """With the given probability per batch, resample down to 40-90% of the size and back up.
+
+    Other clinics' images arrive smaller, larger or re-compressed; the model should not depend on
+    detail that only HAM10000's scanner gives. One factor per batch keeps it a single interpolate.
+    """
+    if probability <= 0 or torch.rand(1, generator=generator).item() >= probability:
+        return images
+    height, width = images.shape[-2:]
+    factor = float(_uniform(1, 0.4, 0.9, generator))
+    small = F.interpolate(images, size=(max(8, round(height * factor)), max(8, round(width * factor))),
+                          mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+
+
 def to_float(batch_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], channels-last in memory."""
     return batch_uint8.permute(0, 3, 1, 2).float().div_(255.0).contiguous(
@@ -62,6 +80,7 @@ def to_float(batch_uint8: torch.Tensor) -> torch.Tensor:
 def augment(batch_uint8: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """A training batch: uint8 (N, H, W, 3) -> augmented float (N, 3, H, W) in [0, 1]."""
     images = geometric(to_float(batch_uint8), config, generator)
+    images = low_resolution(images, config.low_resolution, generator)
     return photometric(images, config, generator).contiguous(memory_format=torch.channels_last)
 
 

@@ -58,6 +58,8 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     channel_gain: float = 0.08  # white-balance shifts between cameras and clinics
+    aspect: float = 0.0  # stretch one axis by up to this fraction: images resized from other shapes
+    low_resolution: float = 0.0  # probability of a down-and-up resample: other cameras and sizes
 
 
 @dataclass(frozen=True)
