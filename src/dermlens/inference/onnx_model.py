@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from dermlens.errors import ModelFileError
 from dermlens.inference.gates import ServingGates
 
 METADATA_KEY = "dermlens"
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's limit, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -39,8 +48,8 @@ class OnnxModel:
         if not path.is_file():
             raise ModelFileError(f"model file {path} does not exist")
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # ONNX Runtime's default counts physical cores, which leaves one of two vCPUs idle here
+        options.intra_op_num_threads = threads or available_cpus()
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types
