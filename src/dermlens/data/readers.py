@@ -27,7 +27,7 @@ from dermlens.errors import DatasetError
 Layout = Literal["ham_metadata_csv", "isic_ground_truth_csv", "labels_csv", "class_folders"]
 
 #: Extensions tried, in this order, for an image id given without one (matched case-insensitively).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 #: Files `read_dataset` looks for in a folder, in this order, before trying class sub-folders.
 DATASET_CSV_NAMES: tuple[str, ...] = ("labels.csv", "HAM10000_metadata.csv")
 

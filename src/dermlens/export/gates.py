@@ -20,17 +20,12 @@ from dermlens.inference.notskin import FeatureDensity, rejection_threshold
 from dermlens.inference.quality import QualityThresholds
 
 
-def features_and_logits(model, info, images: np.ndarray, indices: np.ndarray, label: str,
+def features_and_logits(session, prep, images: np.ndarray, indices: np.ndarray, label: str,
                         batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Not-skin statistics (`dermlens.export.taps`) and logits of ``images[indices]`` (uint8, prepared),
-    computed by ONNX Runtime."""
-    from dermlens.export.taps import TappedClassifier, density_tap
+    computed by ONNX Runtime with a ``session`` of the tapped classifier."""
     from dermlens.progress import track
-    from dermlens.training.onnx_runtime import onnx_session
 
-    prep = info.preprocessing
-    session = onnx_session(TappedClassifier(model, density_tap(model)), prep.height, prep.width,
-                           outputs=("logits", "statistics"))
     features, logits = [], []
     chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
     for chunk in track(chunks, label, total=len(chunks)):
@@ -46,13 +41,19 @@ def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | 
               n_components: int = 16) -> tuple[FeatureDensity, ServingGates]:
     """Fit the not-skin density and choose the thresholds of a checkpoint's serving gates."""
     from dermlens.data.imagecache import load_images
+    from dermlens.export.taps import TappedClassifier, density_tap
+    from dermlens.training.onnx_runtime import onnx_session
 
-    images = load_images(dataset.paths, info.preprocessing, cache_dir)
-    train_features, _ = features_and_logits(model, info, images, np.asarray(split.train),
+    prep = info.preprocessing
+    images = load_images(dataset.paths, prep, cache_dir)
+    tap = density_tap(model)
+    session = onnx_session(TappedClassifier(model, tap), prep.height, prep.width,
+                           outputs=("logits", "statistics"))
+    train_features, _ = features_and_logits(session, prep, images, np.asarray(split.train),
                                             "Features of the training split")
     density = FeatureDensity.fit(train_features, n_components=n_components)
     val = np.asarray(split.val)
-    val_features, val_logits = features_and_logits(model, info, images, val, "Validation split")
+    val_features, val_logits = features_and_logits(session, prep, images, val, "Validation split")
     val_scores = density.score(val_features)
     threshold = rejection_threshold(val_scores, max_reject_rate)
     val_probabilities = softmax(val_logits, info.temperature)
@@ -64,18 +65,16 @@ def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | 
                 & (decide(val_logits, bias) == most_probable))
     abstention.update(coverage=float(answered.mean()),
                       accuracy_when_answered=float((most_probable == dataset.targets[val])[answered].mean()))
-    from dermlens.export.taps import density_tap
-
     evidence = {"not_skin": {"fitted_on": f"{len(split.train)} training images",
-                             "features": f"channel mean and std of backbone.{density_tap(model)}"
-                             if density_tap(model) else "pooled backbone features",
+                             "features": f"channel mean and std of backbone.{tap}" if tap
+                             else "pooled backbone features",
                              "threshold_quantile": 1.0 - max_reject_rate,
                              "validation_rejected": float(np.mean(val_scores > threshold)),
                              "n_components": int(density.components.shape[1])},
                 "uncertain": abstention}
     test = np.asarray(split.test)
     if len(test):
-        test_features, _ = features_and_logits(model, info, images, test, "Test split")
+        test_features, _ = features_and_logits(session, prep, images, test, "Test split")
         evidence["not_skin"]["test_rejected"] = float(np.mean(density.score(test_features) > threshold))
     gates = ServingGates(min_confidence=abstention["threshold"], not_skin_threshold=threshold,
                          quality=QualityThresholds(), evidence=evidence)

@@ -14,8 +14,7 @@ from pathlib import Path
 from dermlens.errors import ModelFileError
 from dermlens.inference.gates import ServingGates
 from dermlens.inference.notskin import FeatureDensity
-
-METADATA_KEY = "dermlens"
+from dermlens.inference.onnx_model import METADATA_KEY
 
 
 def serving_graph(model, density: FeatureDensity | None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class OnnxModel:
         return cls(session, classes, preprocessing, float(info.get("temperature", 1.0)), info,
                    ServingGates.from_dict(info.get("gates")), outputs)
 
-    @property
+    @functools.cached_property
     def decision_bias(self) -> np.ndarray | None:
         bias = self.info.get("decision_bias")
         return None if bias is None else np.asarray(bias, np.float64)

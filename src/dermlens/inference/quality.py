@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from dermlens.data.images import Preprocessing
+
 QualityIssue = Literal["too_small", "blurry", "too_dark", "too_bright"]
 
 # Sharpness and brightness are measured at HAM10000's own resolution, so a 12-megapixel phone photo
@@ -51,13 +53,10 @@ class QualityMeasures:
 
 
 def working_grey(rgb: np.ndarray) -> np.ndarray:
-    """float32 grey levels of ``rgb`` resized to fit the working size (landscape)."""
-    image = Image.fromarray(rgb)
-    if image.height > image.width:
-        image = image.transpose(Image.Transpose.ROTATE_90)
-    if image.size != WORKING_SIZE:
-        image = image.resize(WORKING_SIZE, Image.Resampling.BILINEAR)
-    return np.asarray(image.convert("L"), dtype=np.float32)
+    """float32 grey levels of ``rgb`` turned to landscape and resized to the working size, as the
+    model's own preprocessing turns and resizes it."""
+    landscape = Preprocessing(height=WORKING_SIZE[1], width=WORKING_SIZE[0]).resize(rgb)
+    return np.asarray(Image.fromarray(landscape).convert("L"), dtype=np.float32)
 
 
 def measure_quality(rgb: np.ndarray) -> QualityMeasures:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from dermlens.data.readers import IMAGE_EXTENSIONS
 from dermlens.errors import DermlensError
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -22,10 +21,10 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
                 raise DermlensError(f"the folder {path} holds no image files "
-                                    f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+                                    f"({', '.join(IMAGE_EXTENSIONS)})")
             files.extend(found)
         else:
             files.append(path)
