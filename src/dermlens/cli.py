@@ -67,6 +67,29 @@ def train(
 
 @app.command()
 @friendly_errors
+def experiment(
+    file: Annotated[Path, typer.Argument(help="An experiment file (see configs/experiments/).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the run folders and the "
+                                                "comparison (default: runs/experiments/NAME).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the file's 'data').")] = None,
+    compare_only: Annotated[bool, typer.Option("--compare-only", help="Train nothing; compare the runs "
+                                               "that have finished.")] = False,
+) -> None:
+    """Train a grid of runs on one shared split (resumable) and write comparison.md, CSV and plots."""
+    from dermlens.experiments.compare import write_comparison
+    from dermlens.experiments.runner import run_experiment
+    from dermlens.experiments.spec import load_experiment
+
+    spec = load_experiment(file)
+    out = out or Path("runs") / "experiments" / spec.name
+    if not compare_only:
+        run_experiment(spec, out, data=str(data) if data else None)
+    command = f"dermlens experiment {file}" + (f" --data {data}" if data else "") + f" --out {out}"
+    typer.echo(str(write_comparison(spec, out, command)))
+
+
+@app.command()
+@friendly_errors
 def evaluate(
     data: DataOption,
     model: Annotated[Path, typer.Option("--model", help="A checkpoint (.pt) or exported model (.onnx).")],

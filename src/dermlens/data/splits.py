@@ -150,11 +150,12 @@ def save_split(split: Split, dataset: LabelledImages, path: str | Path) -> Path:
     return path
 
 
-def load_split(path: str | Path, dataset: LabelledImages) -> Split:
+def load_split(path: str | Path, dataset: LabelledImages, *, part: bool = False) -> Split:
     """Read a split file written by `save_split` and map its image ids onto ``dataset``'s indices.
 
-    Ids missing from the dataset are an error; dataset images missing from the file are left out with a
-    `DatasetWarning`. See `save_split` for an example.
+    Ids missing from the dataset are an error, unless ``dataset`` is a `part` of the split's dataset
+    (`dermlens.data.selection`): then they are skipped. Dataset images missing from the file are left
+    out with a `DatasetWarning`. See `save_split` for an example.
     """
     path = Path(path)
     try:
@@ -188,7 +189,7 @@ def load_split(path: str | Path, dataset: LabelledImages) -> Split:
                 subsets[name].append(index[image_id])
             else:
                 unknown.append(image_id)
-    if unknown:
+    if unknown and not part:
         raise DatasetError(f"{path}: {len(unknown)} image ids of the split file are not in the dataset "
                            f"{dataset.source!r} (first {min(len(unknown), _SHOW)}: {unknown[:_SHOW]}). "
                            "Read the dataset the split was made for, or make a new split with grouped_split.")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _DPI = 110
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -37,7 +37,7 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
+def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # No "Software" metadata, so the same inputs give byte-identical files across matplotlib versions.
@@ -65,7 +65,7 @@ def plot_confusion_matrix(
         row_sums = counts.sum(axis=1, keepdims=True)
         values = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
     side = max(4.5, 0.7 * len(classes) + 2.5)
-    figure = _figure(side + 1.0, side)
+    figure = new_figure(side + 1.0, side)
     axes = figure.subplots()
     image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else max(values.max(), 1.0))
     figure.colorbar(image, ax=axes, shrink=0.8)
@@ -80,7 +80,7 @@ def plot_confusion_matrix(
     axes.set_xlabel("Predicted class")
     axes.set_ylabel("True class")
     axes.set_title("Confusion matrix (row-normalised)" if normalize else "Confusion matrix (counts)")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _plot_one_vs_rest(
     y_true: ArrayLike, probabilities: ArrayLike, classes: Sequence[str], path: str | os.PathLike[str], kind: _CurveKind
 ) -> Path:
     labels, probs = check_predictions(y_true, probabilities, classes)
-    figure = _figure(6.5, 5.5)
+    figure = new_figure(6.5, 5.5)
     axes = figure.subplots()
     for index, code in enumerate(classes):
         is_class = labels == index
@@ -142,7 +142,7 @@ def _plot_one_vs_rest(
     axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=kind.x_label, ylabel=kind.y_label, title=kind.title)
     axes.grid(alpha=0.3)
     axes.legend(loc=kind.legend_location, fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_roc_curves(
@@ -187,7 +187,7 @@ def plot_reliability_diagram(
     ece = calibration_error_from_curve(confidence, accuracy, count)
     left_edges = np.linspace(0.0, 1.0, n_bins + 1)[:-1]
     width = 1.0 / n_bins
-    figure = _figure(5.5, 6.0)
+    figure = new_figure(5.5, 6.0)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     top.bar(left_edges, np.nan_to_num(accuracy), width=width, align="edge", edgecolor="black",
             alpha=0.8, label="accuracy")
@@ -199,7 +199,7 @@ def plot_reliability_diagram(
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(left_edges, count, width=width, align="edge", edgecolor="black", color="grey")
     bottom.set(xlabel="Confidence (top-class probability)", ylabel="Images")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 _LOSS_SERIES = {"train_loss": "train loss", "val_loss": "validation loss"}
@@ -210,18 +210,33 @@ _ACCURACY_SERIES = {
 }
 
 
-def _series(history_rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    """(epochs, values) for one key, skipping rows where it is missing, None or NaN."""
+def history_series(history_rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(epochs, values) for one key, skipping rows where it is missing, empty, None or NaN (rows may
+    come from history.csv, as strings)."""
     epochs: list[float] = []
     values: list[float] = []
     for position, row in enumerate(history_rows):
         value = row.get(key)
-        if value is None or not math.isfinite(float(value)):
+        if value in (None, "") or not math.isfinite(float(value)):
             continue
         epoch = row.get("epoch")
-        epochs.append(position + 1 if epoch is None else epoch)
+        epochs.append(position + 1 if epoch in (None, "") else float(epoch))
         values.append(float(value))
     return epochs, values
+
+
+def draw_series(axes, series: dict[str, tuple[list[float], list[float]]], **labels: str) -> None:
+    """One line per named series (skipping empty ones), a legend, or "no data"; ``labels`` go to
+    ``axes.set`` (title, xlabel, ylabel)."""
+    for label, (xs, ys) in series.items():
+        if ys:
+            axes.plot(xs, ys, marker="o", markersize=3, label=label)
+    if axes.lines:
+        axes.legend(fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
+    axes.set(**labels)
+    axes.grid(alpha=0.3)
 
 
 def plot_training_curves(history_rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
@@ -238,18 +253,10 @@ def plot_training_curves(history_rows: Sequence[dict[str, Any]], path: str | os.
     """
     from matplotlib.ticker import MaxNLocator
 
-    figure = _figure(11.0, 4.5)
+    figure = new_figure(11.0, 4.5)
     panels = zip(figure.subplots(1, 2), (_LOSS_SERIES, _ACCURACY_SERIES), ("Loss", "Accuracy"))
     for axes, series, y_label in panels:
-        for key, label in series.items():
-            epochs, values = _series(history_rows, key)
-            if values:
-                axes.plot(epochs, values, marker="o", markersize=3, label=label)
-        if axes.lines:
-            axes.legend(fontsize=8)
-        else:
-            axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
-        axes.set(xlabel="Epoch", ylabel=y_label, title=f"{y_label} per epoch")
+        draw_series(axes, {label: history_series(history_rows, key) for key, label in series.items()},
+                    xlabel="Epoch", ylabel=y_label, title=f"{y_label} per epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.grid(alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -16,6 +16,7 @@ def serving_gates_for(checkpoint: str | Path, data: Path | None = None, images: 
     Returns (None, None) when no data is given and the run's dataset cannot be found.
     """
     from dermlens.data.readers import read_dataset
+    from dermlens.data.selection import Selection, select
     from dermlens.data.splits import grouped_split, load_split
     from dermlens.export.gates import fit_gates
     from dermlens.training.checkpoint import load_model
@@ -27,7 +28,8 @@ def serving_gates_for(checkpoint: str | Path, data: Path | None = None, images: 
             return None, None
         data, images = Path(recorded["path"]), Path(recorded["images"]) if recorded.get("images") else None
     try:
-        dataset = read_dataset(data, images_dir=images).with_classes(info.classes)
+        dataset = select(read_dataset(data, images_dir=images), Selection.from_settings(recorded))
+        dataset = dataset.with_classes(info.classes)
     except ValueError as error:
         raise DatasetError(f"{data} does not fit the model {checkpoint}: {error}") from None
     split_file = Path(checkpoint).parent / "split.json"

@@ -44,13 +44,43 @@ def rename_by_position(source: dict, target: dict) -> dict:
     return renamed
 
 
+def _backbone_of_checkpoint(state: dict) -> dict | None:
+    """The backbone tensors of a dermlens checkpoint (a `SkinClassifier`), or None for other files."""
+    if not any(k.startswith("classifier.") for k in state):
+        return None
+    backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    return backbone or None
+
+
 def load_backbone_weights(network, path: Path) -> None:
-    """Load ``path`` into a timm ``network`` (strict): by name when names match, else by position."""
+    """Load ``path`` into a timm ``network`` (strict): by name when names match, else by position.
+
+    ``path`` may also be a dermlens checkpoint (``best.pt`` of another run: two-stage transfer); its
+    backbone is loaded and the network's own classifier, which that run replaced, stays as it is.
+    """
     state = _read_state_dict(Path(path))
     target = network.state_dict()
+    backbone = _backbone_of_checkpoint(state)
+    if backbone is not None:
+        head = {k for k in target if k not in backbone}
+        try:
+            missing, unexpected = network.load_state_dict(backbone, strict=False)
+        except RuntimeError as error:  # tensors of another shape
+            raise ModelFileError(f"the checkpoint {path} holds another backbone than "
+                                 f"{type(network).__name__}: {error}") from None
+        if unexpected or set(missing) != head or any(not k.startswith(_head_prefix(network)) for k in head):
+            raise ModelFileError(f"the checkpoint {path} holds another backbone than "
+                                 f"{type(network).__name__} (missing {sorted(missing)[:3]}, unexpected "
+                                 f"{sorted(unexpected)[:3]})")
+        return
     if set(state) != set(target):
         state = rename_by_position(state, target)
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ModelFileError(f"weights in {path} do not fit {type(network).__name__}: {error}") from None
+
+
+def _head_prefix(network) -> str:
+    """The state-dict prefix of a timm network's classifier (``classifier.``, ``fc.``, ``head.fc.``)."""
+    return getattr(network, "default_cfg", {}).get("classifier", "classifier") + "."

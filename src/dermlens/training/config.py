@@ -37,6 +37,9 @@ class DataConfig:
     width: int = 256
     colour_constancy: float = 0.0  # Shades-of-Gray p-norm (6 is the usual choice); 0 = off
     cache_dir: str = ""  # default: ~/.cache/dermlens
+    classes: tuple[str, ...] = ()  # train on these labels only (all when empty)
+    sites: tuple[str, ...] = ()  # only images of these body sites (metadata column localization)
+    exclude_sites: tuple[str, ...] = ()  # leave out images of these body sites
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         items = value if isinstance(value, (list, tuple)) else str(value).split(",")
         args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:  # any length: a list, or "a,b" on the command line
+            return tuple(_coerce(args[0], v, where) for v in items if str(v).strip())
         if len(items) != len(args):
             raise ConfigError(f"{where} needs {len(args)} comma-separated values, got {value!r}")
         return tuple(_coerce(a, v, where) for a, v in zip(args, items))

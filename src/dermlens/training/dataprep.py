@@ -34,6 +34,7 @@ def prepare_data(config: RunConfig, out_dir: Path, write: bool = True) -> Prepar
     """
     from dermlens.data.metadata import metadata_matrix
     from dermlens.data.readers import read_dataset
+    from dermlens.data.selection import Selection, select
     from dermlens.data.splits import grouped_split, load_split, save_split
     from dermlens.models import get_backbone
     from dermlens.data.imagecache import default_cache_dir, images_key, load_images
@@ -41,11 +42,16 @@ def prepare_data(config: RunConfig, out_dir: Path, write: bool = True) -> Prepar
     if not config.data.path:
         raise ConfigError("no dataset given: pass --data PATH (or set data.path in the config)")
     dataset = read_dataset(config.data.path, images_dir=config.data.images or None)
+    selection = Selection.from_settings(config.data)
+    if selection:
+        whole = len(dataset)
+        dataset = select(dataset, selection)
+        say(f"selected {len(dataset)} of {whole} images: {selection.describe()}")
     saved = out_dir / SPLIT_FILE
     if saved.is_file():
         split = load_split(saved, dataset)
-    elif config.data.split_file:
-        split = load_split(Path(config.data.split_file), dataset)
+    elif config.data.split_file:  # a split of the whole dataset also serves a selection of it
+        split = load_split(Path(config.data.split_file), dataset, part=bool(selection))
     else:
         split = grouped_split(dataset, fractions=config.data.fractions, seed=config.data.seed)
     if write:

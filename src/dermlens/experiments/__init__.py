@@ -1,0 +1,1 @@
+"""Experiments: grids of training runs on one split, compared with paired bootstrap intervals."""
