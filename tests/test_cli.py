@@ -260,3 +260,13 @@ def test_train_evaluate_export_evaluate(runner, ham_small, tmp_path):
     imported_torch, balanced_accuracy = done.stdout.split()
     assert imported_torch == "False"
     assert float(balanced_accuracy) == pytest.approx(_read_metrics(eval_dir)["balanced_accuracy"])
+
+
+def test_experiment_mistakes_are_one_line_errors(runner, tmp_path):
+    result = runner.invoke(app, ["experiment", str(tmp_path / "nope.yaml")])
+    assert_one_line_error(result, "nope.yaml", "does not exist")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs: {a: {training.epochz: 2}}\n")
+    result = runner.invoke(app, ["experiment", str(bad), "--out", str(tmp_path / "out")])
+    assert_one_line_error(result, "run 'a'", "unknown setting")
+    assert not (tmp_path / "out").exists()

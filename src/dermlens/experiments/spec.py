@@ -112,7 +112,7 @@ def load_experiment(path: str | Path) -> Experiment:
     settings = _mapping(path, document.get("settings") or {}, "settings")
     experiment = Experiment(
         name=path.stem, title=str(document.get("title", path.stem)),
-        question=str(document.get("question", "")),
+        question=str(document.get("question", "")).strip(),
         base=(path.parent / base).resolve() if base else None, data=str(document.get("data", "")),
         seeds=tuple(seeds), max_minutes=float(document.get("max_minutes", 0) or 0),
         settings=settings, runs=runs, compare=compare, tta=bool(document.get("tta", False)))
