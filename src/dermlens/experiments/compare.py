@@ -77,7 +77,7 @@ def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
 def _cell(mean: float | None, sd: float | None, digits: int = 3) -> str:
     if mean is None:
         return "n/a"
-    return f"{mean:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+    return f"{mean:.{digits}f}" + ("" if not sd else f" ± {sd:.{digits}f}")  # no "± 0" for constants
 
 
 #: (column, how to read it off a run, digits)

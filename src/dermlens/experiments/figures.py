@@ -25,10 +25,13 @@ def plot_overlaid_curves(histories: dict[str, Sequence[dict[str, Any]]], path: s
     >>> plot_overlaid_curves(rows, tempfile.mkdtemp() + "/curves.png").name
     'curves.png'
     """
+    from matplotlib.ticker import MaxNLocator
+
     figure = new_figure(11.0, 8.0)
     for axes, (key, title) in zip(figure.subplots(2, 2).ravel(), _PANELS):
         draw_series(axes, {name: history_series(rows, key) for name, rows in histories.items()},
                     xlabel="Epoch (0 = linear head on cached features)", title=title)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     return save_figure(figure, path)
 
 
