@@ -4,6 +4,7 @@ paired bootstrap intervals between recipes."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ class RunResult:
     def per_class(self, key: str) -> dict[str, float | None]:
         return {c: self.metrics["per_class"][c].get(key) for c in self.classes}
 
+    @functools.cached_property
     def predictions(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """(image ids, true class, decided class, probabilities) from evaluation/predictions.csv."""
+        """(image ids, true class, decided class, probabilities) from evaluation/predictions.csv, read
+        once however many comparisons the run is in."""
         with open(self.folder / "evaluation" / "predictions.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         index = {c: i for i, c in enumerate(self.classes)}
@@ -138,8 +141,8 @@ def paired_comparisons(experiment: Experiment, results: list[RunResult], n_resam
             a, b = found.get((a_name, seed)), found.get((b_name, seed))
             if a is None or b is None or a.classes != b.classes:
                 continue
-            ids_a, y, labels_a, probs_a = a.predictions()
-            ids_b, _, labels_b, probs_b = b.predictions()
+            ids_a, y, labels_a, probs_a = a.predictions
+            ids_b, _, labels_b, probs_b = b.predictions
             if ids_a != ids_b:
                 continue  # not the same test images (another selection): nothing to pair
             for metric in ("balanced_accuracy", "macro_auc"):
