@@ -55,3 +55,88 @@ def make_ham_subset(ham: Path, folder: Path, per_class: int, classes: tuple[str,
 def ham_small(ham_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 100 real HAM10000 images, 15 per class (fewer for none: every class has 115+)."""
     return make_ham_subset(ham_dir, tmp_path_factory.mktemp("ham_small"), per_class=15)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RunningServer:
+    """A real ``dermlens serve`` process on a free localhost port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - open for the server's whole life, closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dermlens.cli", "serve", "--port", str(self.port)],
+            env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dermlens serve exited: {log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"dermlens serve did not start within 60 s: {log_path.read_text()}")
+
+    def stop(self) -> None:
+        import subprocess
+
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory: pytest.TempPathFactory):
+    """``start_server(**env)`` -> a `RunningServer` with those DERMLENS_* settings; stopped at the end."""
+    servers: list[RunningServer] = []
+
+    def start(**env: str) -> RunningServer:
+        log = tmp_path_factory.mktemp("server") / "server.log"
+        server = RunningServer({"DERMLENS_RATE_LIMIT_PER_MINUTE": "0", **env}, log)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(start_server) -> RunningServer:
+    """The web app on the bundled default model, with rate limiting off (tests send many requests)."""
+    return start_server()
+
+
+@pytest.fixture(scope="session")
+def ham_images(ham_dir: Path) -> dict[str, Path]:
+    """One real HAM10000 image per class, by class code (read from ../shared, never copied)."""
+    chosen: dict[str, Path] = {}
+    with open(ham_dir / "labels.csv", newline="") as labels:
+        for row in csv.DictReader(labels):
+            chosen.setdefault(row["label"], ham_dir / "images" / f"{row['image_id']}.jpg")
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def lesion_jpeg(ham_images: dict[str, Path]) -> bytes:
+    return ham_images["nv"].read_bytes()

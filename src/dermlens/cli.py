@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -37,7 +37,7 @@ def friendly_errors(command):
 DataOption = Annotated[Path, typer.Option("--data", help="A folder with labels.csv and images/, a "
                                           "folder per class, or a CSV (ISIC/HAM metadata, ISIC ground "
                                           "truth or labels.csv).")]
-ImagesOption = Annotated[Optional[Path], typer.Option("--images", help="Image folder when the CSV's "
+ImagesOption = Annotated[Path | None, typer.Option("--images", help="Image folder when the CSV's "
                                                       "images are not beside it.")]
 
 
@@ -46,11 +46,11 @@ ImagesOption = Annotated[Optional[Path], typer.Option("--images", help="Image fo
 def train(
     data: DataOption,
     out: Annotated[Path, typer.Option("--out", help="Run folder: config, split, curves, checkpoints.")],
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML recipe (see configs/).")] = None,
-    backbone: Annotated[Optional[str], typer.Option("--backbone", help="See `dermlens backbones`.")] = None,
-    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Time budget.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML recipe (see configs/).")] = None,
+    backbone: Annotated[str | None, typer.Option("--backbone", help="See `dermlens backbones`.")] = None,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget.")] = None,
     images: ImagesOption = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: section.key=value "
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value "
                                                       "(repeatable), e.g. training.epochs=3")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an interrupted run in --out.")] = False,
 ) -> None:
@@ -69,9 +69,9 @@ def train(
 @friendly_errors
 def experiment(
     file: Annotated[Path, typer.Argument(help="An experiment file (see configs/experiments/).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the run folders and the "
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the run folders and the "
                                                 "comparison (default: runs/experiments/NAME).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the file's 'data').")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset (default: the file's 'data').")] = None,
     compare_only: Annotated[bool, typer.Option("--compare-only", help="Train nothing; compare the runs "
                                                "that have finished.")] = False,
 ) -> None:
@@ -122,12 +122,12 @@ def _fmt(value: float | None) -> str:
 def export(
     model: Annotated[Path, typer.Option("--model", help="A dermlens checkpoint (.pt).")],
     out: Annotated[Path, typer.Option("--out", help="The .onnx file to write.")],
-    data: Annotated[Optional[Path], typer.Option(
+    data: Annotated[Path | None, typer.Option(
         "--data", help="The training dataset, to fit the not-skin check and the abstention threshold "
         "(default: the dataset and split recorded in the checkpoint's run folder).")] = None,
     images: ImagesOption = None,
     no_gates: Annotated[bool, typer.Option("--no-gates", help="Export without the not-skin check.")] = False,
-    card: Annotated[Optional[Path], typer.Option("--card", help="YAML with model-card facts (data, "
+    card: Annotated[Path | None, typer.Option("--card", help="YAML with model-card facts (data, "
                                                  "licence, recipe, limits) to embed.")] = None,
 ) -> None:
     """Export a checkpoint to ONNX: classes, preprocessing, temperature and serving gates travel inside."""
@@ -163,11 +163,11 @@ OutputFormat = Literal["table", "json", "csv", "isic"]
 @friendly_errors
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files and folders of images.")],
-    model: Annotated[Optional[str], typer.Option("--model", help="An exported .onnx model "
+    model: Annotated[str | None, typer.Option("--model", help="An exported .onnx model "
                                                   "(default: the bundled model).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Classes shown per image.")] = 3,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table, json, csv or isic.")] = "table",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of the screen.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of the screen.")] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Average over four flips (4x slower).")] = False,
 ) -> None:
     """Classify images. Exit code 1 when some could not be classified (each still gets its row)."""
@@ -221,7 +221,7 @@ def _table_text(predictions, top_k: int) -> str:
 @app.command()
 @friendly_errors
 def info(
-    model: Annotated[Optional[str], typer.Option("--model", help="An exported .onnx model "
+    model: Annotated[str | None, typer.Option("--model", help="An exported .onnx model "
                                                   "(default: the bundled model).")] = None,
 ) -> None:
     """Show the model card summary of a model: data, classes, metrics, calibration, limits, intended use."""
@@ -229,6 +229,38 @@ def info(
     from dermlens.inference.predictor import Predictor
 
     typer.echo(card_summary(Predictor.load(model).model))
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 for every interface).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    model: Annotated[str | None, typer.Option("--model", help="An exported .onnx model "
+                                                  "(default: the bundled model).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model; "
+                                         "they share nothing else).")] = 1,
+) -> None:
+    """Start the web app and REST API (pages at /, API docs at /docs). Settings: DERMLENS_* variables."""
+    import os
+
+    import uvicorn
+
+    from dermlens.api.app import create_app
+    from dermlens.api.settings import ServeSettings
+    from dermlens.inference.predictor import Predictor
+
+    if model is not None:
+        os.environ["DERMLENS_MODEL"] = model  # the workers read their settings from the environment
+    settings = ServeSettings()
+    predictor = Predictor.load(settings.model, threads=settings.threads)  # a bad model fails here, clearly
+    typer.echo(f"dermlens: serving on http://{host}:{port} (API docs at /docs). {DISCLAIMER}", err=True)
+    options = {"host": host, "port": port, "access_log": False, "log_level": "warning", "proxy_headers": True}
+    if workers == 1:
+        uvicorn.run(create_app(settings, predictor), **options)
+    else:
+        uvicorn.run("dermlens.api.app:create_app", factory=True, workers=workers, **options)
 
 
 @app.command()

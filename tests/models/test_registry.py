@@ -41,13 +41,18 @@ def test_backbone_builds_runs_and_names_real_stages_and_gradcam_layer(name):
     layer = dict(model.named_modules()).get(spec.gradcam_layer)
     assert layer is not None, f"{name}: gradcam_layer {spec.gradcam_layer!r} is not a module of the model"
     hook = layer.register_forward_hook(lambda module, inputs, output: feature_maps.append(output))
+    pooled = []
+    pool_hook = model.backbone.global_pool.register_forward_pre_hook(lambda module, inputs: pooled.append(inputs[0]))
     with torch.no_grad():
         logits = model(torch.rand(2, 3, 150, 200))
     hook.remove()
+    pool_hook.remove()
     assert logits.shape == (2, 7)
     assert torch.isfinite(logits).all()
     # Grad-CAM needs a spatial feature map from that layer
     assert len(feature_maps) == 1 and feature_maps[0].dim() == 4 and feature_maps[0].shape[0] == 2
+    # the map the pooling averages, so Grad-CAM there is the exported graph's class maps
+    assert torch.equal(feature_maps[0], pooled[0]), f"{name}: {spec.gradcam_layer} does not feed the pooling"
 
     parameter_names = [n for n, _ in model.backbone.named_parameters()]
     assert spec.stages, f"{name} lists no fine-tuning stages"

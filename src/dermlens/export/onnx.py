@@ -3,7 +3,8 @@
 An exported model is self-describing: `dermlens.inference` reads everything it needs from the
 ``dermlens`` metadata entry, so serving needs neither torch nor the checkpoint. With a fitted
 not-skin density the graph has a second output, ``not_skin_score`` (see `dermlens.inference.notskin`
-and `dermlens.export.taps`).
+and `dermlens.export.taps`). Every export also has the output ``class_maps`` for Grad-CAM heatmaps
+without torch (`dermlens.export.class_maps`); the predictor asks for it only when explaining.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from dermlens.errors import ModelFileError
+from dermlens.export.class_maps import add_class_maps
 from dermlens.inference.gates import ServingGates
 from dermlens.inference.notskin import FeatureDensity
 from dermlens.inference.onnx_model import METADATA_KEY
@@ -52,7 +54,8 @@ def serving_graph(model, density: FeatureDensity | None):
 def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17,
                 density: FeatureDensity | None = None, gates: ServingGates | None = None,
                 model_card: dict | None = None) -> Path:
-    """Write ``out_path`` (.onnx) from a dermlens checkpoint; input ``image`` (N, 3, H, W), output ``logits``.
+    """Write ``out_path`` (.onnx) from a dermlens checkpoint; input ``image`` (N, 3, H, W), outputs ``logits``,
+    ``class_maps`` (N, n_classes, h, w) and, with a ``density``, ``not_skin_score``.
 
     >>> export_onnx("runs/ham/best.pt", "model.onnx")   # doctest: +SKIP
     """
@@ -71,7 +74,7 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17
     torch.onnx.export(serving_graph(model, density), (sample,), str(out_path), input_names=["image"],
                       output_names=outputs, dynamic_axes={name: {0: "batch"} for name in ["image", *outputs]},
                       opset_version=opset, dynamo=False)
-    proto = onnx.load(str(out_path))
+    proto = add_class_maps(onnx.load(str(out_path)))
     entry = proto.metadata_props.add()
     description = info.to_dict()
     description["gates"] = (gates or ServingGates()).to_dict()

@@ -65,3 +65,29 @@ def card_summary(model: OnnxModel) -> str:
     lines.append(f"intended use: {card.get('intended_use', 'decision support for skin-lesion assessment')}")
     lines.append(DISCLAIMER)
     return "\n".join(lines)
+
+
+def card_facts(model: OnnxModel) -> dict:
+    """The model card as data (for ``GET /api/v1/model``): the same facts `card_summary` prints."""
+    info, gates = model.info, model.gates
+    card = info.get("card", {}) or {}
+    metrics = info.get("metrics", {}) or {}
+    subset = metrics.get("held_out_subset")
+    evidence = gates.evidence
+    return {
+        "name": card.get("name", info.get("backbone", "unknown")),
+        "version": card.get("version"),
+        "backbone": info.get("backbone"),
+        "input_size": [model.preprocessing.width, model.preprocessing.height],
+        "classes": [{"code": c, "name": display_name(c)} for c in model.classes],
+        "held_out": card.get("held_out") or (metrics.get(subset) if subset else None),
+        "external": card.get("external"),
+        "calibration": {"temperature": model.temperature, **(metrics.get("calibration", {}) or {})},
+        "abstention": {"min_confidence": gates.min_confidence, **(evidence.get("uncertain", {}) or {})},
+        "not_skin_check": ({"threshold": gates.not_skin_threshold, **(evidence.get("not_skin", {}) or {})}
+                           if model.has_not_skin_check else None),
+        "limits": list(card.get("limits", GENERIC_LIMITS)),
+        "intended_use": card.get("intended_use", "decision support for skin-lesion assessment"),
+        "summary": card_summary(model),
+        "disclaimer": DISCLAIMER,
+    }

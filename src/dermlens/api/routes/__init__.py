@@ -1,0 +1,1 @@
+"""One router per resource: predict, info (health, model), conditions, triage."""

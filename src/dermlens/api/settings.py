@@ -1,0 +1,38 @@
+"""Serving settings, read from ``DERMLENS_*`` environment variables (pydantic-settings).
+
+Every worker reads the same environment, so many stateless ``dermlens serve`` processes behind a load
+balancer behave alike. Nothing here is kept between requests except the loaded model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dermlens.data.images import MAX_PIXELS
+
+
+class ServeSettings(BaseSettings):
+    """What an operator can change: the model, limits, privacy and rate limiting.
+
+    >>> ServeSettings(max_upload_mb=5).max_upload_bytes
+    5242880
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DERMLENS_", extra="ignore")
+
+    model: str = Field("default", description="An exported .onnx model, or 'default' for the bundled one.")
+    max_upload_mb: float = Field(10.0, gt=0, description="Largest accepted upload, in MiB (HTTP 413 above).")
+    max_pixels: int = Field(MAX_PIXELS, gt=0, description="Largest accepted image, in pixels (HTTP 413 above).")
+    keep_uploads_dir: Path | None = Field(
+        None, description="Turn storing on: images whose sender ticks 'keep' are saved here, without "
+                          "metadata. Unset (the default), no image is ever written to disk.")
+    rate_limit_per_minute: int = Field(
+        60, ge=0, description="Requests per minute per client on the API and form posts (0 turns it off).")
+    threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker (0: the CPUs available).")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

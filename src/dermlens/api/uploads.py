@@ -1,0 +1,57 @@
+"""Turning an uploaded file into pixels, or a `ClientError` that says what was wrong with it.
+
+The bytes are decoded in memory and only the pixels go on: EXIF (GPS, camera, dates) and every other
+piece of metadata is dropped on arrival, after its orientation has been applied.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from dermlens.api.errors import ClientError
+from dermlens.data.images import IMAGE_SIGNATURES, to_rgb
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
+SUPPORTED_NAMES = "JPEG, PNG, TIFF, BMP or WebP"
+_NEUTRAL_TYPES = ("", "application/octet-stream", "binary/octet-stream")
+
+
+def decode_upload(data: bytes | None, content_type: str | None, *, max_bytes: int, max_pixels: int) -> np.ndarray:
+    """Uploaded bytes -> uint8 RGB pixels; a `ClientError` (400, 413, 415 or 422) for anything else."""
+    if data is None:
+        raise ClientError(400, "no_file", "No image was sent: attach the photo in the form field 'image'.")
+    if not data:
+        raise ClientError(400, "empty_file", "The file is empty (0 bytes); choose the photo again.")
+    if len(data) > max_bytes:
+        raise ClientError(413, "file_too_large", f"The file is {len(data) / 2**20:.1f} MB; the limit is "
+                          f"{max_bytes / 2**20:.0f} MB. Send a smaller (or more compressed) photo.")
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if declared not in _NEUTRAL_TYPES and not declared.startswith("image/"):
+        raise ClientError(415, "unsupported_type", f"The file was sent as {declared!r}, not an image. "
+                          f"Send a {SUPPORTED_NAMES} photo.")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in SUPPORTED_FORMATS:
+                raise ClientError(415, "unsupported_type", f"{image.format or 'This'} images are not "
+                                  f"supported; send a {SUPPORTED_NAMES} photo.")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ClientError(413, "too_many_pixels", f"The image is {width}x{height} pixels, more than "
+                                  f"the {max_pixels:,} allowed; downscale it first.")
+            image.load()
+            return np.asarray(to_rgb(image))
+    except Image.DecompressionBombError:
+        raise ClientError(413, "too_many_pixels", "The image has too many pixels to decode safely; "
+                          "downscale it first.") from None
+    except UnidentifiedImageError:
+        if data[:8].startswith(IMAGE_SIGNATURES):
+            raise ClientError(422, "truncated_image", "The image starts like a photo but cannot be decoded: "
+                              "it is probably truncated or damaged. Send the file again.") from None
+        raise ClientError(415, "not_an_image", f"The file is not an image; send a {SUPPORTED_NAMES} "
+                          "photo.") from None
+    except (OSError, SyntaxError, ValueError):
+        raise ClientError(422, "truncated_image", "The image could not be decoded: it is probably truncated "
+                          "or damaged. Send the file again.") from None
