@@ -33,8 +33,8 @@ def browser():
 def upload_and_check(page, server, image: Path) -> None:
     page.goto(server.url + "/")
     page.set_input_files("#image", str(image))
-    assert page.locator("#preview").is_visible()
-    assert "Ready to check" in page.locator("#preview-name").text_content()
+    page.locator("#preview").wait_for(state="visible")  # the change handler runs after the files are set
+    page.locator("#preview-name", has_text="Ready to check").wait_for()
     page.click("button[type=submit]")
     page.wait_for_url("**/assess")
 
