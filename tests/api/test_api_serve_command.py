@@ -8,7 +8,7 @@ import sys
 
 def serve(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dermlens.cli", "serve", "--port", "9", *args],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
 
 
 def test_missing_model_file(tmp_path):

@@ -24,8 +24,13 @@ class ClientError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
+def prefers_html(path: str, accept: str) -> bool:
+    """Whether an error should be a page (a browser asking for a page) rather than JSON (the API)."""
+    return not path.startswith("/api/") and "text/html" in accept
+
+
 def wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    return prefers_html(request.url.path, request.headers.get("accept", ""))
 
 
 def _validation_message(error: RequestValidationError) -> str:

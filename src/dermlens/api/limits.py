@@ -18,6 +18,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dermlens.api.errors import prefers_html
+
 # the multipart envelope and the optional form fields around the image
 FORM_OVERHEAD = 64 * 1024
 
@@ -28,9 +30,7 @@ class _TooLarge(Exception):
 
 async def _send_error(scope: Scope, send: Send, status: int, code: str, message: str,
                       headers: list[tuple[bytes, bytes]] = ()) -> None:
-    html = "text/html" in dict(scope.get("headers", [])).get(b"accept", b"").decode("latin-1") \
-        and not scope["path"].startswith("/api/")
-    if html:
+    if prefers_html(scope["path"], dict(scope.get("headers", [])).get(b"accept", b"").decode("latin-1")):
         body = (f"<!doctype html><meta charset=utf-8><title>dermlens: {status}</title>"
                 f"<p>{message}</p><p><a href=/>Back to dermlens</a></p>").encode()
         kind = b"text/html; charset=utf-8"

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from dermlens.inference.predictor import Status
+
 
 class ErrorOut(BaseModel):
     error: str = Field(description="A stable code, e.g. not_an_image, file_too_large, rate_limited.")
@@ -58,7 +60,7 @@ class ExplanationOut(BaseModel):
 
 
 class PredictOut(BaseModel):
-    status: Literal["ok", "uncertain", "rejected"]
+    status: Status
     reason: str | None = Field(description="Why the status is not ok: low_confidence, rare_class_possible, "
                                            "blurry, too_dark, too_bright, too_small, not_skin...")
     message: str

@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from starlette.requests import Request
 
 from dermlens.api.errors import ClientError
 from dermlens.data.images import IMAGE_SIGNATURES, to_rgb
@@ -55,3 +56,23 @@ def decode_upload(data: bytes | None, content_type: str | None, *, max_bytes: in
     except (OSError, SyntaxError, ValueError):
         raise ClientError(422, "truncated_image", "The image could not be decoded: it is probably truncated "
                           "or damaged. Send the file again.") from None
+
+
+async def uploaded_file(request: Request, *fields: str) -> tuple[bytes | None, str | None]:
+    """The bytes and declared type of the first of ``fields`` that carries a file; ``(None, None)`` when
+    none was sent, ``(b"", None)`` when one was sent empty (FastAPI's own parameters cannot tell these
+    apart). A part with neither a file name nor content, as a form sends for an unused file input, was
+    not sent."""
+    if "multipart/" not in request.headers.get("content-type", ""):
+        return None, None
+    form = await request.form()  # parsed once per request, then cached by Starlette
+    sent = False
+    for field in fields:
+        part = form.get(field)
+        if part is None or isinstance(part, str):
+            continue
+        data = await part.read()
+        if data:
+            return data, part.content_type
+        sent = sent or bool(part.filename)
+    return (b"", None) if sent else (None, None)

@@ -9,12 +9,13 @@ it (a melanoma decision) but never lower what the answers call for.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from dermlens.inference.predictor import Prediction
 from dermlens.knowledge.catalogue import Catalogue, load_catalogue
 from dermlens.knowledge.triage import ResultSummary, TriageStep, next_step, prefill_from_symptoms
+from dermlens.knowledge.urgency import Urgency
 
 Sex = Literal["female", "male"]
 
@@ -38,9 +39,6 @@ class PatientDetails:
     growth: bool = False
     change: bool = False
 
-    def symptoms(self) -> list[str]:
-        return [name for name in ("growth", "change", "bleeding", "itching") if getattr(self, name)]
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -62,11 +60,15 @@ class Assessment:
     details: PatientDetails
     risk: Risk | None
     triage: TriageStep
-    answers: dict[str, bool | None] = field(default_factory=dict)
 
     @property
-    def urgency(self):
+    def urgency(self) -> Urgency:
         return self.triage.urgency
+
+    @property
+    def answers(self) -> dict[str, bool | None]:
+        """The checklist answers the ticked symptoms gave (the triage continues from them)."""
+        return self.triage.answers
 
     def result_summary(self) -> ResultSummary:
         return ResultSummary.from_prediction(self.prediction)
@@ -103,4 +105,4 @@ def assess(prediction: Prediction, details: PatientDetails | None = None,
                                     growth=details.growth, change=details.change)
     step = next_step(answers, ResultSummary.from_prediction(prediction), catalogue)
     return Assessment(prediction=prediction, details=details, risk=risk_of(prediction, catalogue),
-                      triage=step, answers=dict(answers))
+                      triage=step)

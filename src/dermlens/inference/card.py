@@ -20,6 +20,14 @@ def _num(value) -> str:
     return "n/a" if value is None else f"{float(value):.3f}"
 
 
+def _held_out(info: dict) -> dict | None:
+    """The held-out figures: the model card's, else the test metrics the export recorded."""
+    card = info.get("card", {}) or {}
+    metrics = info.get("metrics", {}) or {}
+    subset = metrics.get("held_out_subset")
+    return card.get("held_out") or (metrics.get(subset) if subset else None)
+
+
 def card_summary(model: OnnxModel) -> str:
     """A plain-text summary: what the model is, how good it is, when it abstains, where it fails."""
     info, gates = model.info, model.gates
@@ -37,7 +45,7 @@ def card_summary(model: OnnxModel) -> str:
             lines.append(f"{label}: {card[key]}")
     metrics = info.get("metrics", {}) or {}
     subset = metrics.get("held_out_subset")
-    held_out = card.get("held_out") or (metrics.get(subset) if subset else None)
+    held_out = _held_out(info)
     if held_out:
         lines.append(f"held-out {card.get('held_out_name', subset or 'split')}: balanced accuracy "
                      f"{_num(held_out.get('balanced_accuracy'))}, macro AUC {_num(held_out.get('macro_auc'))}, "
@@ -72,7 +80,6 @@ def card_facts(model: OnnxModel) -> dict:
     info, gates = model.info, model.gates
     card = info.get("card", {}) or {}
     metrics = info.get("metrics", {}) or {}
-    subset = metrics.get("held_out_subset")
     evidence = gates.evidence
     return {
         "name": card.get("name", info.get("backbone", "unknown")),
@@ -80,7 +87,7 @@ def card_facts(model: OnnxModel) -> dict:
         "backbone": info.get("backbone"),
         "input_size": [model.preprocessing.width, model.preprocessing.height],
         "classes": [{"code": c, "name": display_name(c)} for c in model.classes],
-        "held_out": card.get("held_out") or (metrics.get(subset) if subset else None),
+        "held_out": _held_out(info),
         "external": card.get("external"),
         "calibration": {"temperature": model.temperature, **(metrics.get("calibration", {}) or {})},
         "abstention": {"min_confidence": gates.min_confidence, **(evidence.get("uncertain", {}) or {})},

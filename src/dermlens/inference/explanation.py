@@ -52,13 +52,18 @@ class Explanation:
             images["mask"] = png_data_url(outline_overlay(self.view, self.lesion.mask))
         return images
 
-    def to_dict(self, top_k: int | None = None, *, images: bool = True) -> dict:
-        """The prediction's dictionary with an ``explanation`` entry (JSON-ready)."""
-        out = self.prediction.to_dict(top_k)
-        out["explanation"] = {
+    def details(self, *, images: bool = True) -> dict:
+        """What explains the prediction, JSON-ready: the heatmap's class, the lesion, its ABCD features and
+        (``images``) the PNG data URLs ``image``, ``heatmap`` and ``mask``, None where not available."""
+        out = {
             "heatmap_class": self.heatmap_class,
             "lesion": None if self.lesion is None else self.lesion.to_dict(),
             "abcd": None if self.abcd is None else self.abcd.to_dict(),
-            **({"images": self.images()} if images else {}),
         }
+        if images:
+            out.update({"image": None, "heatmap": None, "mask": None, **self.images()})
         return out
+
+    def to_dict(self, top_k: int | None = None, *, images: bool = True) -> dict:
+        """The prediction's dictionary with an ``explanation`` entry (`details`)."""
+        return {**self.prediction.to_dict(top_k), "explanation": self.details(images=images)}

@@ -28,16 +28,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from dermlens.errors import DermlensError
+from dermlens.inference.predictor import Status
 from dermlens.knowledge.catalogue import Catalogue, Condition, Reference, load_catalogue
-from dermlens.knowledge.checklist import NICE_NG12, RED_FLAG_IDS, RED_FLAGS, REFERRAL_SCORE, AnswerError
+from dermlens.knowledge.checklist import CHECKLIST, NICE_NG12, RED_FLAG_IDS, RED_FLAGS, REFERRAL_SCORE, AnswerError
 
 UrgencyLevel = Literal["routine", "not_assessed", "soon", "urgent"]
-Status = Literal["ok", "uncertain", "rejected"]
 
 #: The urgency levels from least to most pressing; the most pressing applicable rule wins.
 URGENCY_LEVELS: tuple[UrgencyLevel, ...] = get_args(UrgencyLevel)
 STATUSES: tuple[Status, ...] = get_args(Status)
-MAX_CHECKLIST_SCORE = 10
+MAX_CHECKLIST_SCORE = sum(item.weight for item in CHECKLIST)
 
 _URGENT_ADVICE = ("Book an appointment with your doctor (GP) now and make sure you are seen within two weeks; show "
                   "them this mark and tell them it may need an urgent skin cancer referral.")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -20,10 +20,12 @@ from dermlens import DISCLAIMER, __version__
 from dermlens.api.errors import ClientError
 from dermlens.api.routes.forms import patient_details
 from dermlens.api.routes.triage import triage_questions
+from dermlens.api.uploads import uploaded_file
 from dermlens.data.labels import display_name
 from dermlens.data.metadata import SITES
 from dermlens.inference.assessment import PatientDetails
 from dermlens.inference.card import card_summary
+from dermlens.knowledge.checklist import QUESTION_IDS
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -56,28 +58,13 @@ def home(request: Request) -> HTMLResponse:
     return _page(request, "home.html", {"sites": SITES})
 
 
-async def _chosen_upload(image: UploadFile | None, photo: UploadFile | None) -> tuple[bytes | None, str | None]:
-    """The file from the picker or the camera input, whichever was used."""
-    named = False
-    for upload in (image, photo):
-        if upload is None:
-            continue
-        data = await upload.read()
-        named = named or bool(upload.filename)
-        if data:
-            return data, upload.content_type
-    return (b"", None) if named else (None, None)
-
-
 @router.post("/assess", response_class=HTMLResponse)
 async def assess_page(
     request: Request,
     details: Annotated[PatientDetails, Depends(patient_details)],
-    image: Annotated[UploadFile | None, File()] = None,
-    photo: Annotated[UploadFile | None, File()] = None,
     keep: Annotated[bool, Form()] = False,
 ) -> HTMLResponse:
-    data, content_type = await _chosen_upload(image, photo)
+    data, content_type = await uploaded_file(request, "image", "photo")  # the file picker or the camera
     service = request.app.state.service
     try:
         checked = await run_in_threadpool(service.check, data, content_type, details, explain=True, keep=keep)
@@ -110,7 +97,7 @@ async def triage_page(request: Request) -> HTMLResponse:
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     result = {key[len("result_"):]: value for key, value in fields.items() if key.startswith("result_")}
     question = (fields.pop("question", "") or "").strip()
-    ids = {q["id"] for q in triage_questions()}
+    ids = set(QUESTION_IDS)
     answers = {key: value for key, value in fields.items() if key in ids}
     step, answer = run_triage(answers, result, question, request.app.state.service.catalogue)
     carried = {key: value for key, value in fields.items() if key.startswith("result_") or key in ids}

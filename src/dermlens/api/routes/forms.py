@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Form
 
 from dermlens.api.errors import ClientError
 from dermlens.data.metadata import SITES
-from dermlens.inference.assessment import PatientDetails
+from dermlens.inference.assessment import PatientDetails, Sex
 
 
 def patient_details(
     age: Annotated[int | None, Form(ge=0, le=120, description="Age in years.")] = None,
-    sex: Annotated[Literal["female", "male"] | None, Form(description="female or male.")] = None,
+    sex: Annotated[Sex | None, Form(description="female or male.")] = None,
     site: Annotated[str | None, Form(max_length=40, description="Body site: " + ", ".join(SITES) + ".")] = None,
     itching: Annotated[bool, Form(description="The lesion itches or feels different.")] = False,
     bleeding: Annotated[bool, Form(description="The lesion bleeds or oozes.")] = False,

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dermlens.api.routes.forms import patient_details
 from dermlens.api.schemas import ErrorOut, PredictOut
+from dermlens.api.uploads import uploaded_file
 from dermlens.inference.assessment import PatientDetails
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
@@ -22,24 +23,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def read_image_field(request: Request, image: UploadFile | None) -> tuple[bytes | None, str | None]:
-    """The uploaded bytes; ``b""`` for a field sent empty (FastAPI turns an empty part into None)."""
-    if image is None:
-        sent = (await request.form()).get("image") if "multipart/" in request.headers.get("content-type", "") \
-            else None
-        return (None, None) if sent is None else (b"", None)
-    return await image.read(), image.content_type
-
-
-def explanation_dict(explanation) -> dict[str, Any] | None:
-    if explanation is None:
-        return None
-    images = explanation.images()
-    return {"heatmap_class": explanation.heatmap_class, "image": images.get("image"),
-            "heatmap": images.get("heatmap"), "mask": images.get("mask"),
-            "abcd": None if explanation.abcd is None else explanation.abcd.to_dict()}
-
-
 @router.post("/predict", response_model=PredictOut, responses=ERRORS, summary="Classify one skin-lesion image")
 async def predict(
     request: Request,
@@ -51,10 +34,11 @@ async def predict(
 ) -> dict[str, Any]:
     """The ranked classes with calibrated probabilities, the status (ok, uncertain or rejected with a
     reason), the risk group, an urgency recommendation with the rule behind it, and the disclaimer."""
-    data, content_type = await read_image_field(request, image)
+    del image  # declared for the OpenAPI docs; read with the same rules as the pages' upload form
+    data, content_type = await uploaded_file(request, "image")
     service = request.app.state.service
     checked = await run_in_threadpool(service.check, data, content_type, details, explain=explain, keep=keep)
     out = checked.assessment.to_dict()
     out["kept"] = checked.kept_as is not None
-    out["explanation"] = explanation_dict(checked.explanation)
+    out["explanation"] = None if checked.explanation is None else checked.explanation.details()
     return out

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from dermlens.api.errors import ClientError
 from dermlens.api.schemas import ErrorOut
 from dermlens.errors import DermlensError
+from dermlens.inference.predictor import Status
 from dermlens.knowledge.answers import answer_question
 from dermlens.knowledge.triage import QUESTIONS, ResultSummary, next_step
 
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["triage"])
 
 
 class ResultIn(BaseModel):
-    status: Literal["ok", "uncertain", "rejected"] | None = None
+    status: Status | None = None
     decision: str | None = Field(None, max_length=40)
     top_code: str | None = Field(None, max_length=40)
     top_probability: float | None = Field(None, ge=0, le=1)
