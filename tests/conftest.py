@@ -14,6 +14,8 @@ EXTERNAL_DIR = SHARED_DATASETS / "isic_archive_external"
 
 os.environ.setdefault("DERMLENS_QUIET", "1")
 
+pytest_plugins = ["postgres_fixtures"]  # `postgres_url`: a fresh database on the server .ci/postgres starts
+
 
 def _require(folder: Path) -> Path:
     if not folder.is_dir():
@@ -107,12 +109,14 @@ class RunningServer:
 
 @pytest.fixture(scope="session")
 def start_server(tmp_path_factory: pytest.TempPathFactory):
-    """``start_server(**env)`` -> a `RunningServer` with those DERMLENS_* settings; stopped at the end."""
+    """``start_server(**env)`` -> a `RunningServer` with those DERMLENS_* settings (and a fresh data
+    directory unless DERMLENS_DATA_DIR is given); stopped at the end."""
     servers: list[RunningServer] = []
 
     def start(**env: str) -> RunningServer:
         log = tmp_path_factory.mktemp("server") / "server.log"
-        server = RunningServer({"DERMLENS_RATE_LIMIT_PER_MINUTE": "0", **env}, log)
+        data_dir = str(tmp_path_factory.mktemp("data"))  # projects never land in the developer's home
+        server = RunningServer({"DERMLENS_RATE_LIMIT_PER_MINUTE": "0", "DERMLENS_DATA_DIR": data_dir, **env}, log)
         servers.append(server)
         return server
 
@@ -140,3 +144,16 @@ def ham_images(ham_dir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def lesion_jpeg(ham_images: dict[str, Path]) -> bytes:
     return ham_images["nv"].read_bytes()
+
+
+@pytest.fixture(scope="session")
+def ham_by_label(ham_dir: Path):
+    """``ham_by_label(label, count, skip=0)``: real HAM10000 images of one class, in labels.csv order."""
+    with open(ham_dir / "labels.csv", newline="") as labels:
+        rows = list(csv.DictReader(labels))
+
+    def pick(label: str, count: int, skip: int = 0) -> list[Path]:
+        chosen = [r for r in rows if r["label"] == label][skip:skip + count]
+        return [ham_dir / "images" / f"{r['image_id']}.jpg" for r in chosen]
+
+    return pick

@@ -275,6 +275,15 @@ def backbones() -> None:
                    f"{spec.description}")
 
 
+def _add_project_commands() -> None:
+    from dermlens.cli_projects import project_app
+
+    app.add_typer(project_app, name="project")
+
+
+_add_project_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="dermlens")
 

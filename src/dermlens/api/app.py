@@ -30,13 +30,28 @@ def keep_uploads_in_memory(max_bytes: int) -> None:
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_bytes)
 
 
+def open_projects(app: FastAPI, settings: ServeSettings) -> None:
+    """Open the projects workspace, fail the jobs whose process died, and learn the admin token."""
+    from dermlens.api.auth import admin_token, token_hash
+    from dermlens.projects.workspace import Workspace
+
+    workspace = Workspace.open(settings.data_dir, settings.database_url)
+    interrupted = workspace.iterations.recover_interrupted()
+    if interrupted:
+        log.warning("marked %d interrupted training job(s) as failed", len(interrupted))
+    app.state.workspace = workspace
+    app.state.admin_token_hash = token_hash(admin_token(settings.admin_token, workspace.data_dir))
+    if not settings.admin_token:
+        log.warning("projects: the admin token is in %s", workspace.data_dir / "admin-token")
+
+
 def create_app(settings: ServeSettings | None = None, predictor=None) -> FastAPI:
     """The web app and REST API; ``predictor`` (a loaded `Predictor`) skips loading ``settings.model``.
 
     >>> app = create_app(ServeSettings(model="default"))   # doctest: +SKIP
     """
-    from dermlens.api.routes import conditions, info, predict, triage
-    from dermlens.web import pages
+    from dermlens.api.routes import conditions, info, predict, project_images, project_iterations, projects, triage
+    from dermlens.web import pages, project_pages
 
     settings = settings or ServeSettings()
     keep_uploads_in_memory(settings.max_upload_bytes + FORM_OVERHEAD)
@@ -51,13 +66,15 @@ def create_app(settings: ServeSettings | None = None, predictor=None) -> FastAPI
         loaded = predictor or Predictor.load(settings.model, threads=settings.threads)
         store = FileStore(settings.keep_uploads_dir) if settings.keep_uploads_dir else None
         app.state.service = AssessmentService(loaded, load_catalogue(), settings, store)
+        open_projects(app, settings)
         log.info("dermlens %s serving %s", __version__, settings.model)
         yield
 
     app = FastAPI(title="dermlens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=f"Skin-lesion image classification as decision support. {DISCLAIMER}")
     app.state.settings = settings
-    for router in (predict.router, info.router, conditions.router, triage.router, pages.router):
+    for router in (predict.router, info.router, conditions.router, triage.router, projects.router,
+                   project_images.router, project_iterations.router, pages.router, project_pages.router):
         app.include_router(router)
     from swagger_ui_bundle import swagger_ui_path
 
@@ -66,7 +83,8 @@ def create_app(settings: ServeSettings | None = None, predictor=None) -> FastAPI
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     install_error_handlers(app, pages.render_error)
     # outermost first: headers on every answer, then the rate and size limits before any parsing
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes,
+                       import_max_bytes=settings.max_import_bytes)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
     app.add_middleware(SecurityHeaders)
     return app

@@ -49,6 +49,8 @@ def install_error_handlers(app: FastAPI, render_error) -> None:
             return render_error(request, status, code, message, headers)
         return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
+    install_project_error_handler(app, respond)
+
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError):
         return respond(request, error.status, error.code, error.message, error.headers)
@@ -69,3 +71,13 @@ def install_error_handlers(app: FastAPI, render_error) -> None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return respond(request, 500, "internal_error",
                        "Something went wrong on the server; the image was not kept. Please try again.")
+
+
+def install_project_error_handler(app: FastAPI, respond_error) -> None:
+    """Project store refusals (`dermlens.projects.errors`) as 401, 404, 409 or 422."""
+    from dermlens.projects.errors import Conflict, NotFound, ProjectError, Unauthorized
+
+    @app.exception_handler(ProjectError)
+    async def project_error(request: Request, error: ProjectError):
+        status = {NotFound: 404, Conflict: 409, Unauthorized: 401}.get(type(error), 422)
+        return respond_error(request, status, error.code, str(error))

@@ -41,22 +41,31 @@ async def _send_error(scope: Scope, send: Send, status: int, code: str, message:
     await send({"type": "http.response.body", "body": body})
 
 
+def is_image_import(path: str) -> bool:
+    """Uploads of project images (many files or a zip at once) have their own, larger limit."""
+    return path.startswith(("/api/v1/projects/", "/projects/")) and path.rstrip("/").endswith("/images")
+
+
 class BodySizeLimit:
-    """Refuse request bodies larger than ``max_bytes`` with 413."""
+    """Refuse request bodies larger than ``max_bytes`` (``import_max_bytes`` for project image imports)
+    with 413."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, import_max_bytes: int | None = None) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.import_max_bytes = import_max_bytes or max_bytes
 
-    def _message(self) -> str:
-        return (f"The upload is larger than the {self.max_bytes / 2**20:.0f} MB limit; send a smaller "
-                f"(or more compressed) photo.")
+    @staticmethod
+    def _message(limit: int) -> str:
+        return (f"The upload is larger than the {limit / 2**20:.0f} MB limit; send a smaller "
+                f"(or more compressed) file.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.import_max_bytes if is_image_import(scope["path"]) else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes + FORM_OVERHEAD:
-            return await _send_error(scope, send, 413, "file_too_large", self._message())
+        if declared is not None and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+            return await _send_error(scope, send, 413, "file_too_large", self._message(limit))
         seen = 0
         exceeded = replaced = False
 
@@ -65,7 +74,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes + FORM_OVERHEAD:
+                if seen > limit + FORM_OVERHEAD:
                     exceeded = True
                     raise _TooLarge
             return message
@@ -77,19 +86,20 @@ class BodySizeLimit:
                 return await send(message)
             if not replaced:
                 replaced = True
-                await _send_error(scope, send, 413, "file_too_large", self._message())
+                await _send_error(scope, send, 413, "file_too_large", self._message(limit))
 
         try:
             await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
             if not replaced:
-                await _send_error(scope, send, 413, "file_too_large", self._message())
+                await _send_error(scope, send, 413, "file_too_large", self._message(limit))
 
 
 class RateLimit:
     """At most ``per_minute`` limited requests per client and minute (a sliding window of 60 s).
 
-    Limited are the API (except health) and every form post; pages and static files are not.
+    Limited are the API (except health) and every form post; pages and static files are not, nor is
+    project management, which needs the admin token (a project's prediction endpoint is limited).
     """
 
     def __init__(self, app: ASGIApp, per_minute: int) -> None:
@@ -101,6 +111,8 @@ class RateLimit:
         path = scope["path"]
         if path == "/api/v1/health":
             return False
+        if path.startswith(("/api/v1/projects", "/projects")):
+            return path.endswith(("/predict", "/login"))
         return path.startswith("/api/") or scope["method"] == "POST"
 
     def retry_after(self, client: str, now: float) -> float:

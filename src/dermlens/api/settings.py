@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dermlens.data.images import MAX_PIXELS
@@ -32,7 +32,25 @@ class ServeSettings(BaseSettings):
     rate_limit_per_minute: int = Field(
         60, ge=0, description="Requests per minute per client on the API and form posts (0 turns it off).")
     threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker (0: the CPUs available).")
+    data_dir: Path | None = Field(
+        None, description="Where projects keep their database, images and models "
+                          "(default: ~/.local/share/dermlens).")
+    database_url: str | None = Field(
+        None, validation_alias=AliasChoices("DERMLENS_DATABASE_URL", "DATABASE_URL"),
+        description="The projects database, e.g. postgresql+psycopg://user:pass@host/db (default: SQLite in "
+                    "the data directory).")
+    admin_token: str | None = Field(
+        None, description="The token for managing projects. Unset, one is made on first start and kept in "
+                          "<data dir>/admin-token.")
+    max_import_mb: float = Field(1024.0, gt=0, description="Largest upload of project images (many files or "
+                                                           "a zip), in MiB.")
+    start_workers: bool = Field(True, description="Start a training process when an iteration is queued "
+                                                  "(off: run `dermlens project worker` yourself).")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_import_bytes(self) -> int:
+        return int(self.max_import_mb * 1024 * 1024)

@@ -7,6 +7,7 @@ a process killed mid-write leaves either the whole object or nothing.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import tempfile
@@ -27,6 +28,7 @@ class ObjectStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def keys(self, prefix: str = "") -> list[str]: ...
 
 
 def checked_key(key: str) -> str:
@@ -73,3 +75,10 @@ class FileStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """The keys that start with ``prefix``, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.glob(f"{glob.escape(prefix)}*")
+                      if p.is_file() and not p.name.startswith(".incoming-"))
