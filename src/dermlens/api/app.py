@@ -51,7 +51,7 @@ def create_app(settings: ServeSettings | None = None, predictor=None) -> FastAPI
     >>> app = create_app(ServeSettings(model="default"))   # doctest: +SKIP
     """
     from dermlens.api.routes import conditions, info, predict, project_images, project_iterations, projects, triage
-    from dermlens.web import pages, project_pages
+    from dermlens.web import iteration_pages, pages, project_access, project_pages
 
     settings = settings or ServeSettings()
     keep_uploads_in_memory(settings.max_upload_bytes + FORM_OVERHEAD)
@@ -74,7 +74,8 @@ def create_app(settings: ServeSettings | None = None, predictor=None) -> FastAPI
                   description=f"Skin-lesion image classification as decision support. {DISCLAIMER}")
     app.state.settings = settings
     for router in (predict.router, info.router, conditions.router, triage.router, projects.router,
-                   project_images.router, project_iterations.router, pages.router, project_pages.router):
+                   project_images.router, project_iterations.router, pages.router, project_access.router,
+                   project_pages.router, iteration_pages.router):
         app.include_router(router)
     from swagger_ui_bundle import swagger_ui_path
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
 from dermlens.projects.errors import Conflict, Invalid, NotFound
-from dermlens.projects.schema import Iteration, IterationKind, IterationStatus, Project, Tag, utcnow
+from dermlens.projects.schema import Iteration, IterationKind, IterationStatus, Project, Tag, as_utc, utcnow
 from dermlens.projects.store import ProjectStore
 
 MIN_IMAGES_PER_TAG = 5
@@ -40,13 +40,6 @@ def runner_is_gone(worker: str | None) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time dermlens stores is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 class Iterations:
@@ -205,7 +198,7 @@ class Iterations:
         with self.database.session() as session:
             running = session.scalars(select(Iteration).where(Iteration.status == IterationStatus.running.value))
             stale = [it for it in running if runner_is_gone(it.worker)
-                     or (_aware(it.heartbeat_at) or now - 2 * stale_after) < now - stale_after]
+                     or (as_utc(it.heartbeat_at) if it.heartbeat_at else now - 2 * stale_after) < now - stale_after]
             for iteration in stale:
                 iteration.status = IterationStatus.failed.value
                 iteration.message = ("interrupted: the process training it stopped before it finished "

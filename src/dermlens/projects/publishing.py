@@ -8,7 +8,9 @@ iteration's model never changes), so workers stay interchangeable.
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from dermlens.projects.intake import StoredImage
 from dermlens.projects.iterations import Iterations
 from dermlens.projects.keys import secret_matches
 from dermlens.projects.quick import tag_probabilities
-from dermlens.projects.schema import Correction, Iteration, Label, PredictionRecord, Project, Tag
+from dermlens.projects.schema import Correction, Iteration, Label, PredictionRecord, Project, Tag, as_utc
 from dermlens.projects.store import ProjectStore
 
 
@@ -59,7 +61,7 @@ class Publishing:
         path = self.cache_dir / iteration.model_key
         if not path.is_file():
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{id(self)}.part")
+            partial = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.part")
             partial.write_bytes(self.store.blobs.get(iteration.model_key))
             partial.replace(path)
         return path
@@ -151,7 +153,7 @@ class Publishing:
         return [{"id": r.id, "image_id": r.image_id, "predicted": r.top_tag, "probability": r.top_probability,
                  "probabilities": r.probabilities, "tags": sorted(labels.get(r.image_id, [])),
                  "wrong": bool(labels.get(r.image_id)) and r.top_tag not in labels.get(r.image_id, []),
-                 "reviewed": r.reviewed, "created_at": r.created_at.isoformat()} for r in records]
+                 "reviewed": r.reviewed, "created_at": as_utc(r.created_at).isoformat()} for r in records]
 
     def correct(self, project_id: int, prediction_id: int, tag_id: int, *, by: str = "") -> None:
         """Tag a kept prediction's image with ``tag_id`` (replacing its tag in a multiclass project):

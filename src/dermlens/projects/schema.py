@@ -23,6 +23,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time dermlens stores is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class ProjectKind(str, Enum):
     multiclass = "multiclass"  # exactly one tag per image
     multilabel = "multilabel"  # any number of tags per image

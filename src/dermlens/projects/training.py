@@ -7,6 +7,7 @@ dermlens model, with the tag names as classes), both in the object store.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -20,6 +21,8 @@ from dermlens.projects.metrics import held_out_record
 from dermlens.projects.quick import Report, fit_quick_head, image_features, preprocessing_for, tag_probabilities
 from dermlens.projects.schema import Iteration, PredictionRecord
 from dermlens.projects.store import ProjectStore
+
+log = logging.getLogger("dermlens.projects")
 
 
 def _stage(report: Report, start: float, end: float) -> Report:
@@ -89,6 +92,8 @@ def _export(checkpoint: Path, work: Path) -> Path:
 def _advanced(store: ProjectStore, config: dict, rows, truth: np.ndarray, work: Path,
               report: Report) -> tuple[Path, dict]:
     """Fine-tune with the learning core (`dermlens.training.fit`) within the time budget."""
+    from dermlens.data.readers import read_dataset
+    from dermlens.data.splits import load_split
     from dermlens.inference.onnx_model import OnnxModel
     from dermlens.projects.intake import read_stored
     from dermlens.training.checkpoint import load_model, save_model
@@ -129,11 +134,8 @@ def _advanced(store: ProjectStore, config: dict, rows, truth: np.ndarray, work: 
     info.config = {**info.config, "project": {"kind": config["project_kind"], "iteration": "advanced"}}
     checkpoint = work / "checkpoint.pt"
     save_model(model, info, checkpoint)
-    split = run_config.data  # the validation images are the ones fit() held out
-    from dermlens.data.readers import read_dataset
-    from dermlens.data.splits import load_split
-
-    dataset = read_dataset(split.path, images_dir=split.images)
+    # the validation images are the ones fit() held out (its split file says which)
+    dataset = read_dataset(run_config.data.path, images_dir=run_config.data.images)
     held = load_split(work / "run" / "split.json", dataset).val
     onnx_model = OnnxModel.load(_export(checkpoint, work / "run"))
     by_sha = {image.sha256: (image, row) for (image, _), row in zip(rows, truth)}
@@ -190,9 +192,11 @@ def train_next(iterations: Iterations) -> Iteration | None:
 
     try:
         record = run_iteration(iterations.store, iteration, report)
-    except Exception as error:  # noqa: BLE001 (the job records every failure; the worker goes on)
+    except Exception as error:
         from dermlens.errors import DermlensError
 
+        if not isinstance(error, DermlensError):
+            log.exception("iteration %s failed", iteration.id)
         reason = str(error) if isinstance(error, DermlensError) else f"{type(error).__name__}: {error}"
         iterations.fail(iteration.id, f"training failed: {reason}")
         return iterations.by_id(iteration.id)

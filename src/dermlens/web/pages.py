@@ -41,8 +41,9 @@ WHAT_TO_DO = {
 }
 
 
-def _page(request: Request, name: str, context: dict[str, Any], status: int = 200,
-          headers: dict[str, str] | None = None) -> HTMLResponse:
+def render_page(request: Request, name: str, context: dict[str, Any], status: int = 200,
+                headers: dict[str, str] | None = None) -> HTMLResponse:
+    """A template with what every page shows (the disclaimer, the version, the upload settings)."""
     settings = request.app.state.settings
     base = {"disclaimer": DISCLAIMER, "version": __version__, "keeps_uploads": settings.keep_uploads_dir is not None,
             "max_upload_mb": settings.max_upload_mb}
@@ -50,12 +51,12 @@ def _page(request: Request, name: str, context: dict[str, Any], status: int = 20
 
 
 def render_error(request: Request, status: int, code: str, message: str, headers=None) -> HTMLResponse:
-    return _page(request, "error.html", {"status": status, "code": code, "message": message}, status, headers)
+    return render_page(request, "error.html", {"status": status, "code": code, "message": message}, status, headers)
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> HTMLResponse:
-    return _page(request, "home.html", {"sites": SITES})
+    return render_page(request, "home.html", {"sites": SITES})
 
 
 @router.post("/assess", response_class=HTMLResponse)
@@ -69,12 +70,12 @@ async def assess_page(
     try:
         checked = await run_in_threadpool(service.check, data, content_type, details, explain=True, keep=keep)
     except ClientError as error:
-        return _page(request, "home.html", {"sites": SITES, "error": error.message}, error.status)
+        return render_page(request, "home.html", {"sites": SITES, "error": error.message}, error.status)
     assessment, explanation = checked.assessment, checked.explanation
     prediction = assessment.prediction
     summary = assessment.result_summary()
     result_fields = {f"result_{key}": "" if value is None else value for key, value in summary.to_dict().items()}
-    return _page(request, "result.html", {
+    return render_page(request, "result.html", {
         "assessment": assessment,
         "what_to_do": WHAT_TO_DO.get(prediction.reason or ""),
         "images": explanation.images() if explanation is not None else {},
@@ -101,7 +102,7 @@ async def triage_page(request: Request) -> HTMLResponse:
     answers = {key: value for key, value in fields.items() if key in ids}
     step, answer = run_triage(answers, result, question, request.app.state.service.catalogue)
     carried = {key: value for key, value in fields.items() if key.startswith("result_") or key in ids}
-    return _page(request, "triage.html", {"step": step, "answer": answer, "question": question,
+    return render_page(request, "triage.html", {"step": step, "answer": answer, "question": question,
                                           "carried": carried})
 
 
@@ -111,19 +112,19 @@ def conditions_page(request: Request) -> HTMLResponse:
     groups: dict[str, list] = {}
     for condition in catalogue.conditions:
         groups.setdefault(condition.group, []).append(condition)
-    return _page(request, "conditions.html", {"groups": list(groups.items())})
+    return render_page(request, "conditions.html", {"groups": list(groups.items())})
 
 
 @router.get("/conditions/{code}", response_class=HTMLResponse)
 def condition_page(request: Request, code: str) -> HTMLResponse:
     from dermlens.api.routes.conditions import find_condition
 
-    return _page(request, "condition.html", {"c": find_condition(request, code)})
+    return render_page(request, "condition.html", {"c": find_condition(request, code)})
 
 
 @router.get("/about", response_class=HTMLResponse)
 def about(request: Request) -> HTMLResponse:
-    return _page(request, "about.html", {"card": card_summary(request.app.state.service.predictor.model)})
+    return render_page(request, "about.html", {"card": card_summary(request.app.state.service.predictor.model)})
 
 
 @router.get("/docs", response_class=HTMLResponse)

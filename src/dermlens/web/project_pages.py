@@ -1,108 +1,44 @@
-"""The custom-vision project pages: sign in, projects, tags and images, training, iterations, review.
+"""The custom-vision project pages: the project list, one project (tags, images, upload, bulk tagging,
+training) and its settings (prediction key, rename, delete).
 
 Every page is drawn on the server from the project core (``request.app.state.workspace``) and every
 form posts to a route here, so the whole workflow runs without JavaScript. ``static/projects.js``
 adds upload progress, live training progress, the threshold slider, quick test, export and one-click
-review through the JSON API (``/api/v1/projects``), which accepts the same admin cookie.
-
-The admin token is kept in an HttpOnly, SameSite=Strict cookie after the sign-in form, so another site
-cannot make a browser send it; a post the browser says comes from another site (``Sec-Fetch-Site``,
-``Origin``) is refused as well.
+review through the JSON API (``/api/v1/projects``), which accepts the same admin cookie. Sign-in and
+the access checks are in `dermlens.web.project_access`; iterations and review in
+`dermlens.web.iteration_pages`.
 """
 
 from __future__ import annotations
 
 import io
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dermlens.api.auth import ADMIN_COOKIE, is_admin
 from dermlens.api.errors import ClientError
-from dermlens.projects.errors import Conflict, NotFound, ProjectError, Unauthorized
+from dermlens.projects.errors import ProjectError
 from dermlens.projects.iterations import MIN_IMAGES_PER_TAG
 from dermlens.projects.schema import IterationStatus
-from dermlens.web.pages import _page, render_error
+from dermlens.web.pages import render_page
+from dermlens.web.project_access import refused_page, status_of
 
 router = APIRouter(prefix="/projects", include_in_schema=False)
 
+
 PAGE_SIZE = 96
 THUMB_SIDE = 192
-COOKIE_SECONDS = 12 * 3600
 FILTERS = ("all", "tagged", "untagged", "suggested")
 BULK_DONE = {"tag": "tagged", "untag": "untagged", "delete": "deleted", "accept": "tagged as suggested"}
 
 
-# access ---------------------------------------------------------------------------------------------
-def _safe_next(target: str | None) -> str:
-    """Only a path of these pages: a sign-in link cannot send anyone to another site."""
-    if not target or not target.startswith("/projects") or "//" in target or "\\" in target:
-        return "/projects"
-    return target
-
-
-def _from_elsewhere(request: Request) -> bool:
-    """Whether the browser says the request comes from another site. ``Sec-Fetch-Site`` first: with
-    this site's no-referrer policy a browser sends ``Origin: null`` even for its own forms."""
-    fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site is not None:
-        return fetch_site not in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    return bool(origin) and origin != "null" and urlsplit(origin).netloc != request.headers.get("host")
-
-
-def _refused(request: Request) -> Response | None:
-    """None when the request may go on; else the sign-in page (or 403 for a post from another site)."""
-    if request.method == "POST" and _from_elsewhere(request):
-        return render_error(request, 403, "forbidden", "This form was sent from another site; open dermlens "
-                            "itself and send it again.")
-    if is_admin(request):
-        return None
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if request.method != "GET":  # a form's address is no page to come back to (and there is no referrer)
-        target = "/projects"
-    return RedirectResponse(f"/projects/login?next={quote(_safe_next(target), safe='')}", 303)
-
-
-def _status(error: ProjectError) -> int:
-    """The status the API gives the same refusal (`dermlens.api.errors.install_project_error_handler`)."""
-    return {NotFound: 404, Conflict: 409, Unauthorized: 401}.get(type(error), 422)
-
-
-def _grid_url(project_id: int, which: str = "all", page: int = 1, **notice: Any) -> str:
+def grid_url(project_id: int, which: str = "all", page: int = 1, **notice: Any) -> str:
     """The project page showing ``which`` images at ``page``, with a notice of what was just done."""
     query = {**({"filter": which} if which != "all" else {}), **({"page": page} if page > 1 else {}), **notice}
     return f"/projects/{project_id}" + (f"?{urlencode(query)}" if query else "") + "#images"
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/projects") -> HTMLResponse:
-    return _page(request, "project_login.html", {"next": _safe_next(next)})
-
-
-@router.post("/login", response_class=HTMLResponse)
-def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/projects") -> Response:
-    from dermlens.projects.keys import secret_matches
-
-    token = token.strip()
-    if not secret_matches(token, request.app.state.admin_token_hash):
-        return _page(request, "project_login.html", {"next": _safe_next(next), "error": (
-            "That is not the admin token. It is DERMLENS_ADMIN_TOKEN, or the file admin-token in the data "
-            "directory when that is not set.")}, 401)
-    response = RedirectResponse(_safe_next(next), 303)
-    response.set_cookie(ADMIN_COOKIE, token, max_age=COOKIE_SECONDS, path="/", httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
-    return response
-
-
-@router.post("/logout")
-def logout(request: Request) -> RedirectResponse:
-    response = RedirectResponse("/projects/login", 303)
-    response.delete_cookie(ADMIN_COOKIE, path="/", httponly=True, samesite="strict")
-    return response
 
 
 # projects -------------------------------------------------------------------------------------------
@@ -118,37 +54,37 @@ def _project_rows(workspace) -> list[dict[str, Any]]:
 
 
 def _list_page(request: Request, status: int = 200, **extra: Any) -> HTMLResponse:
-    return _page(request, "project_list.html", {"rows": _project_rows(request.app.state.workspace), **extra},
+    return render_page(request, "project_list.html", {"rows": _project_rows(request.app.state.workspace), **extra},
                  status)
 
 
 @router.get("", response_class=HTMLResponse)
 def project_list(request: Request) -> Response:
-    return _refused(request) or _list_page(request)
+    return refused_page(request) or _list_page(request)
 
 
 @router.post("", response_class=HTMLResponse)
 def create_project(request: Request, name: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "multiclass",
                    description: Annotated[str, Form()] = "") -> Response:
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     try:
         project, key = request.app.state.workspace.store.create_project(name, kind=kind, description=description)
     except ProjectError as error:
-        return _list_page(request, _status(error), error=str(error), form={"name": name, "kind": kind,
+        return _list_page(request, status_of(error), error=str(error), form={"name": name, "kind": kind,
                                                                            "description": description})
     return _settings_page(request, project.id, new_key=key, created=True)
 
 
 @router.post("/{project_id}/delete")
 def delete_project(request: Request, project_id: int) -> Response:
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     request.app.state.workspace.store.delete_project(project_id)
     return RedirectResponse("/projects", 303)
 
 
-def _project_context(request: Request, project_id: int, active: str) -> dict[str, Any]:
+def project_context(request: Request, project_id: int, active: str) -> dict[str, Any]:
     workspace = request.app.state.workspace
     project = workspace.store.project(project_id)
     counts = workspace.store.tag_counts(project_id)
@@ -164,7 +100,7 @@ def _project_context(request: Request, project_id: int, active: str) -> dict[str
 def _project_page(request: Request, project_id: int, which: str = "all", page: int = 1, status: int = 200,
                   **extra: Any) -> HTMLResponse:
     workspace = request.app.state.workspace
-    context = _project_context(request, project_id, "images")
+    context = project_context(request, project_id, "images")
     page = max(page, 1)
     rows, total = workspace.store.images(project_id, which, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     iterations = workspace.iterations.list(project_id)
@@ -178,39 +114,39 @@ def _project_page(request: Request, project_id: int, which: str = "all", page: i
         "thin": thin, "min_images": MIN_IMAGES_PER_TAG, "changed": changed if changed.isdigit() else None,
         "did": BULK_DONE.get(request.query_params.get("did", "")),
         "published_id": context["project"].published_iteration_id})
-    return _page(request, "project_detail.html", {**context, **extra}, status)
+    return render_page(request, "project_detail.html", {**context, **extra}, status)
 
 
 @router.get("/{project_id}", response_class=HTMLResponse)
 def project_page(request: Request, project_id: int, filter: str = "all", page: int = Query(1, ge=1)) -> Response:
-    return _refused(request) or _project_page(request, project_id, filter, page)
+    return refused_page(request) or _project_page(request, project_id, filter, page)
 
 
 @router.post("/{project_id}/tags", response_class=HTMLResponse)
 def add_tag(request: Request, project_id: int, name: Annotated[str, Form()] = "") -> Response:
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     try:
         request.app.state.workspace.store.add_tags(project_id, [name])
     except ProjectError as error:
-        return _project_page(request, project_id, status=_status(error), tag_error=str(error))
+        return _project_page(request, project_id, status=status_of(error), tag_error=str(error))
     return RedirectResponse(f"/projects/{project_id}#tags", 303)
 
 
 @router.post("/{project_id}/tags/{tag_id}/rename", response_class=HTMLResponse)
 def rename_tag(request: Request, project_id: int, tag_id: int, name: Annotated[str, Form()] = "") -> Response:
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     try:
         request.app.state.workspace.store.rename_tag(project_id, tag_id, name)
     except ProjectError as error:
-        return _project_page(request, project_id, status=_status(error), tag_error=str(error))
+        return _project_page(request, project_id, status=status_of(error), tag_error=str(error))
     return RedirectResponse(f"/projects/{project_id}#tags", 303)
 
 
 @router.post("/{project_id}/tags/{tag_id}/delete")
 def delete_tag(request: Request, project_id: int, tag_id: int) -> Response:
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     request.app.state.workspace.store.delete_tag(project_id, tag_id)
     return RedirectResponse(f"/projects/{project_id}#tags", 303)
@@ -222,7 +158,7 @@ async def upload_images(request: Request, project_id: int) -> Response:
     from dermlens.api.routes.project_images import form_entries
     from dermlens.projects.imports import import_entries
 
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     workspace = request.app.state.workspace
     workspace.store.project(project_id)
@@ -234,7 +170,7 @@ async def upload_images(request: Request, project_id: int) -> Response:
     except ClientError as error:
         return _project_page(request, project_id, status=error.status, upload_error=error.message)
     except ProjectError as error:
-        return _project_page(request, project_id, status=_status(error), upload_error=str(error))
+        return _project_page(request, project_id, status=status_of(error), upload_error=str(error))
     return _project_page(request, project_id, uploaded=result)
 
 
@@ -243,7 +179,7 @@ def bulk_images(request: Request, project_id: int, action: Annotated[str, Form()
                 image: Annotated[list[int], Form()] = [], tag: Annotated[str, Form()] = "",  # noqa: B006
                 filter: Annotated[str, Form()] = "all", page: Annotated[int, Form()] = 1) -> Response:
     """Tag, untag, delete or accept the suggestions of the images ticked in the grid."""
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     store = request.app.state.workspace.store
     tag_id = int(tag) if tag.strip().isdigit() else None
@@ -259,10 +195,10 @@ def bulk_images(request: Request, project_id: int, action: Annotated[str, Form()
         if problem is None:
             changed = _apply_bulk(store, project_id, action, image, tag_id)
     except ProjectError as error:
-        problem, status = str(error), _status(error)
+        problem, status = str(error), status_of(error)
     if problem is not None:
         return _project_page(request, project_id, filter, page, status=status, bulk_error=problem)
-    return RedirectResponse(_grid_url(project_id, filter, page, changed=changed, did=action), 303)
+    return RedirectResponse(grid_url(project_id, filter, page, changed=changed, did=action), 303)
 
 
 def _apply_bulk(store, project_id: int, action: str, image_ids: list[int], tag_id: int | None) -> int:
@@ -286,7 +222,7 @@ def _apply_bulk(store, project_id: int, action: str, image_ids: list[int], tag_i
 @router.get("/{project_id}/images/{image_id}/thumb")
 def thumbnail(request: Request, project_id: int, image_id: int) -> Response:
     """A small JPEG of a stored image for the grid (a stored image never changes, so it may be cached)."""
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
 
     def shrink(data: bytes) -> bytes:
@@ -309,200 +245,35 @@ def train(request: Request, project_id: int, kind: Annotated[str, Form()] = "qui
     """Queue an iteration and start a worker; without JavaScript its page follows the progress."""
     from dermlens.projects.jobs import start_worker
 
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     workspace = request.app.state.workspace
     try:
         iteration = workspace.iterations.queue(project_id, kind, budget_minutes=budget_minutes)
     except ProjectError as error:
-        return _project_page(request, project_id, status=_status(error), train_error=str(error),
+        return _project_page(request, project_id, status=status_of(error), train_error=str(error),
                              train_form={"kind": kind, "budget_minutes": budget_minutes})
     if request.app.state.settings.start_workers:
         start_worker(workspace.data_dir, workspace.database_url)
     return RedirectResponse(f"/projects/{project_id}/iterations/{iteration.number}", 303)
 
 
-# iterations -----------------------------------------------------------------------------------------
-def _metrics(iteration, threshold: float) -> dict | None:
-    from dermlens.projects.metrics import metrics_at
-
-    if iteration.status != IterationStatus.completed.value or not iteration.metrics:
-        return None
-    return metrics_at(iteration.metrics, threshold, multiclass=iteration.config.get("project_kind") == "multiclass")
-
-
-def _export_formats() -> list[dict[str, Any]]:
-    try:
-        from dermlens.export.formats import available_formats
-    except ImportError:  # an older core without the extra formats: ONNX is what every iteration has
-        return [{"format": "onnx", "reason": None}]
-    return [{"format": f.value, "reason": reason} for f, reason in available_formats().items()]
-
-
-def _iteration_page(request: Request, project_id: int, number: int, threshold: float = 0.5, status: int = 200,
-                    **extra: Any) -> HTMLResponse:
-    workspace = request.app.state.workspace
-    context = _project_context(request, project_id, "iterations")
-    iteration = workspace.iterations.get(project_id, number)
-    metrics = _metrics(iteration, threshold)
-    others = [i.number for i in workspace.iterations.list(project_id)
-              if i.number != number and i.status == IterationStatus.completed.value]
-    project = context["project"]
-    context.update({"iteration": iteration, "metrics": metrics, "threshold": threshold, "others": others,
-                    "published": project.published_iteration_id == iteration.id,
-                    "formats": _export_formats() if metrics is not None else [],
-                    "following": iteration.status in (IterationStatus.queued.value, IterationStatus.running.value)})
-    return _page(request, "project_iteration.html", {**context, **extra}, status)
-
-
-@router.get("/{project_id}/iterations/{number}", response_class=HTMLResponse)
-def iteration_page(request: Request, project_id: int, number: int,
-                   threshold: float = Query(0.5, ge=0.0, le=1.0)) -> Response:
-    return _refused(request) or _iteration_page(request, project_id, number, threshold)
-
-
-@router.post("/{project_id}/iterations/{number}/delete")
-def delete_iteration(request: Request, project_id: int, number: int) -> Response:
-    if refused := _refused(request):
-        return refused
-    try:
-        request.app.state.workspace.iterations.delete(project_id, number)
-    except Conflict as error:
-        return _iteration_page(request, project_id, number, status=409, iteration_error=str(error))
-    return RedirectResponse(f"/projects/{project_id}#iterations", 303)
-
-
-@router.post("/{project_id}/iterations/{number}/quick-test", response_class=HTMLResponse)
-async def quick_test(request: Request, project_id: int, number: int) -> Response:
-    from dermlens.api.routes.project_iterations import stored_upload
-
-    if refused := _refused(request):
-        return refused
-    publishing = request.app.state.workspace.publishing
-    try:
-        stored = await stored_upload(request)
-        answer = await run_in_threadpool(publishing.quick_test, project_id, number, stored)
-    except ClientError as error:
-        return _iteration_page(request, project_id, number, status=error.status, quick_test_error=error.message)
-    except ProjectError as error:
-        return _iteration_page(request, project_id, number, status=_status(error), quick_test_error=str(error))
-    return _iteration_page(request, project_id, number, quick_test=answer)
-
-
-@router.post("/{project_id}/iterations/{number}/publish", response_class=HTMLResponse)
-def publish(request: Request, project_id: int, number: int, name: Annotated[str, Form()] = "") -> Response:
-    if refused := _refused(request):
-        return refused
-    try:
-        request.app.state.workspace.publishing.publish(project_id, number, name)
-    except ProjectError as error:
-        return _iteration_page(request, project_id, number, status=_status(error), publish_error=str(error))
-    return RedirectResponse(f"/projects/{project_id}/iterations/{number}#publish", 303)
-
-
-@router.post("/{project_id}/unpublish")
-def unpublish(request: Request, project_id: int, next: Annotated[str, Form()] = "") -> Response:
-    if refused := _refused(request):
-        return refused
-    request.app.state.workspace.publishing.unpublish(project_id)
-    back = next if next.startswith(f"/projects/{project_id}") else ""
-    return RedirectResponse(_safe_next(back or f"/projects/{project_id}/settings"), 303)
-
-
-@router.post("/{project_id}/iterations/{number}/export", response_class=HTMLResponse)
-async def export(request: Request, project_id: int, number: int, format: Annotated[str, Form()] = "onnx") -> Response:
-    from dermlens.projects.exporting import export_for_download
-
-    if refused := _refused(request):
-        return refused
-    workspace = request.app.state.workspace
-    try:
-        result = await run_in_threadpool(export_for_download, workspace, project_id, number, format)
-    except ProjectError as error:
-        return _iteration_page(request, project_id, number, status=_status(error), export_error=str(error))
-    download = (f"/api/v1/projects/{project_id}/iterations/{number}/exports/{result.format.value}"
-                if result.produced else None)
-    return _iteration_page(request, project_id, number, exported={
-        "format": result.format.value, "produced": result.produced, "verified": result.verified,
-        "agreement": result.agreement, "message": result.message, "download": download})
-
-
-@router.get("/{project_id}/iterations/{number}/model", response_class=HTMLResponse)
-def model_page(request: Request, project_id: int, number: int) -> Response:
-    """The network's layers, output shapes and parameter counts (``GET .../summary`` in the API)."""
-    from dermlens.export.summary import model_summary
-
-    if refused := _refused(request):
-        return refused
-    workspace = request.app.state.workspace
-    iteration = workspace.iterations.completed(project_id, number)
-    summary = model_summary(workspace.publishing.model_path(iteration)).to_dict()
-    context = _project_context(request, project_id, "iterations")
-    return _page(request, "project_model.html", {**context, "iteration": iteration, "summary": summary})
-
-
-@router.get("/{project_id}/compare", response_class=HTMLResponse)
-def compare_page(request: Request, project_id: int, first: int, second: int,
-                 threshold: float = Query(0.5, ge=0.0, le=1.0)) -> Response:
-    from dermlens.projects.metrics import compare
-
-    if refused := _refused(request):
-        return refused
-    iterations = request.app.state.workspace.iterations
-    a, b = iterations.completed(project_id, first), iterations.completed(project_id, second)
-    ma, mb = _metrics(a, threshold), _metrics(b, threshold)
-    context = _project_context(request, project_id, "iterations")
-    completed = [i.number for i in iterations.list(project_id) if i.status == IterationStatus.completed.value]
-    return _page(request, "project_compare.html", {
-        **context, "first": a, "second": b, "a": ma, "b": mb, "rows": compare(ma, mb), "threshold": threshold,
-        "completed": completed})
-
-
-# review and settings --------------------------------------------------------------------------------
-def _review_page(request: Request, project_id: int, status: int = 200, **extra: Any) -> HTMLResponse:
-    context = _project_context(request, project_id, "review")
-    context["predictions"] = request.app.state.workspace.publishing.review(project_id)
-    return _page(request, "project_review.html", {**context, **extra}, status)
-
-
-@router.get("/{project_id}/review", response_class=HTMLResponse)
-def review_page(request: Request, project_id: int) -> Response:
-    return _refused(request) or _review_page(request, project_id)
-
-
-@router.post("/{project_id}/review/{prediction_id}/{verdict}", response_class=HTMLResponse)
-def review_verdict(request: Request, project_id: int, prediction_id: int, verdict: str,
-                   tag_id: Annotated[int | None, Form()] = None) -> Response:
-    if refused := _refused(request):
-        return refused
-    publishing = request.app.state.workspace.publishing
-    try:
-        if verdict == "confirm":
-            publishing.confirm(project_id, prediction_id, by="admin")
-        elif verdict == "correct" and tag_id is not None:
-            publishing.correct(project_id, prediction_id, tag_id, by="admin")
-        else:
-            return _review_page(request, project_id, 422, review_error="Choose the right tag, or confirm.")
-    except ProjectError as error:
-        return _review_page(request, project_id, _status(error), review_error=str(error))
-    return RedirectResponse(f"/projects/{project_id}/review", 303)
-
-
+# settings -------------------------------------------------------------------------------------------
 def _settings_page(request: Request, project_id: int, status: int = 200, **extra: Any) -> HTMLResponse:
-    context = _project_context(request, project_id, "settings")
+    context = project_context(request, project_id, "settings")
     base = str(request.base_url).rstrip("/")
-    return _page(request, "project_settings.html", {
+    return render_page(request, "project_settings.html", {
         **context, "endpoint": f"{base}/api/v1/projects/{project_id}/predict", **extra}, status)
 
 
 @router.get("/{project_id}/settings", response_class=HTMLResponse)
 def settings_page(request: Request, project_id: int) -> Response:
-    return _refused(request) or _settings_page(request, project_id)
+    return refused_page(request) or _settings_page(request, project_id)
 
 
 @router.post("/{project_id}/key", response_class=HTMLResponse)
 def new_key(request: Request, project_id: int) -> Response:
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     key = request.app.state.workspace.store.new_prediction_key(project_id)
     return _settings_page(request, project_id, new_key=key)
@@ -511,10 +282,10 @@ def new_key(request: Request, project_id: int) -> Response:
 @router.post("/{project_id}/rename", response_class=HTMLResponse)
 def rename_project(request: Request, project_id: int, name: Annotated[str, Form()] = "",
                    description: Annotated[str, Form()] = "") -> Response:
-    if refused := _refused(request):
+    if refused := refused_page(request):
         return refused
     try:
         request.app.state.workspace.store.rename_project(project_id, name, description)
     except ProjectError as error:
-        return _settings_page(request, project_id, _status(error), rename_error=str(error))
+        return _settings_page(request, project_id, status_of(error), rename_error=str(error))
     return RedirectResponse(f"/projects/{project_id}/settings", 303)

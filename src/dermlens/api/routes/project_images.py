@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from dermlens.api.auth import require_admin
 from dermlens.api.errors import ClientError
 from dermlens.projects.intake import ArchiveEntry, ZipLimits, zip_entries
+from dermlens.projects.schema import as_utc
 from dermlens.projects.store import ImageRow
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/images", tags=["project images"],
@@ -34,7 +35,7 @@ def image_out(project_id: int, row: ImageRow) -> dict[str, Any]:
     suggestion = None if row.suggestion is None else {"tag": row.suggestion.top_tag,
                                                       "probability": row.suggestion.top_probability}
     return {"id": image.id, "name": image.original_name, "width": image.width, "height": image.height,
-            "source": image.source, "created_at": image.created_at.isoformat(), "tags": row.tag_ids,
+            "source": image.source, "created_at": as_utc(image.created_at).isoformat(), "tags": row.tag_ids,
             "suggestion": suggestion, "url": f"/api/v1/projects/{project_id}/images/{image.id}/file"}
 
 

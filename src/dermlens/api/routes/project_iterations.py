@@ -15,7 +15,7 @@ from dermlens.api.auth import require_admin
 from dermlens.api.errors import ClientError
 from dermlens.api.uploads import decode_upload, uploaded_file
 from dermlens.projects.intake import StoredImage, prepare_image
-from dermlens.projects.schema import Iteration
+from dermlens.projects.schema import Iteration, as_utc
 
 ImageField = Annotated[UploadFile | None, File(description="JPEG, PNG, TIFF, BMP or WebP")]
 router = APIRouter(prefix="/api/v1/projects/{project_id}", tags=["project iterations"])
@@ -47,8 +47,8 @@ def iteration_out(iteration: Iteration) -> dict[str, Any]:
             "budget_minutes": iteration.config.get("budget_minutes"),
             "mean_average_precision": metrics.get("mean_average_precision"),
             "validation": metrics.get("validation"),
-            "created_at": iteration.created_at.isoformat(),
-            "finished_at": iteration.finished_at.isoformat() if iteration.finished_at else None}
+            "created_at": as_utc(iteration.created_at).isoformat(),
+            "finished_at": as_utc(iteration.finished_at).isoformat() if iteration.finished_at else None}
 
 
 async def stored_upload(request: Request, field: str = "image") -> StoredImage:

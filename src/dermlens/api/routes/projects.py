@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from dermlens.api.auth import require_admin
-from dermlens.projects.schema import Project, ProjectKind, Tag
+from dermlens.projects.schema import Project, ProjectKind, Tag, as_utc
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"], dependencies=[Depends(require_admin)])
 
@@ -40,7 +40,7 @@ def project_out(request: Request, project: Project) -> dict[str, Any]:
                      "endpoint": f"/api/v1/projects/{project.id}/predict"}
     counts = workspace.store.tag_counts(project.id)
     return {"id": project.id, "name": project.name, "kind": project.kind, "description": project.description,
-            "created_at": project.created_at.isoformat(), "published": published,
+            "created_at": as_utc(project.created_at).isoformat(), "published": published,
             "tags": [tag_out(t, counts.get(t.id, 0)) for t in workspace.store.tags(project.id)]}
 
 
