@@ -124,8 +124,10 @@ def train(project: int,
           budget: Annotated[float, typer.Option("--budget", help="Minutes, for --advanced.")] = 10.0) -> None:
     """Train an iteration here and now, with progress (the web app runs the same job in the background)."""
     from dermlens.progress import say
+    from dermlens.projects.jobs import check_can_train
     from dermlens.projects.training import run_iteration
 
+    check_can_train()
     workspace = _workspace()
     queued = workspace.iterations.queue(project, "advanced" if advanced else "quick", budget_minutes=budget)
     for warning in queued.warnings:

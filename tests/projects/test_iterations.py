@@ -121,3 +121,15 @@ def test_an_advanced_iteration_fine_tunes_within_its_budget(tmp_path, ham_by_lab
     answer = workspace.publishing.quick_test(project.id, done.number,
                                              prepare_image(images["bkl"][0].read_bytes(), "b.jpg"))
     assert {tag for tag, _ in answer.tags} == {"akiec", "bkl"}
+
+
+def test_a_machine_without_torch_is_told_what_to_install(monkeypatch):
+    import importlib.util
+
+    from dermlens.projects.jobs import check_can_train
+
+    check_can_train()  # the test environment has torch
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(Invalid, match=r"pip install 'dermlens\[train\]'"):
+        check_can_train()

@@ -17,6 +17,18 @@ from pathlib import Path
 log = logging.getLogger("dermlens.projects")
 
 
+def check_can_train() -> None:
+    """Refuse, with what to install, when this machine cannot train (the base install has no torch)."""
+    import importlib.util
+
+    from dermlens.projects.errors import Invalid
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("timm") is None:
+        raise Invalid("training an iteration needs PyTorch, which this install of dermlens lacks: "
+                      "pip install 'dermlens[train]' (or run `dermlens project worker` on a machine that has it, "
+                      "with DERMLENS_START_WORKERS=false here)")
+
+
 def start_worker(data_dir: Path, database_url: str, log_path: Path | None = None) -> subprocess.Popen:
     """Start a detached worker process on the workspace; it exits when the queue is empty."""
     env = {**os.environ, "DERMLENS_DATA_DIR": str(data_dir), "DERMLENS_DATABASE_URL": database_url,

@@ -243,12 +243,14 @@ def thumbnail(request: Request, project_id: int, image_id: int) -> Response:
 def train(request: Request, project_id: int, kind: Annotated[str, Form()] = "quick",
           budget_minutes: Annotated[float, Form()] = 10.0) -> Response:
     """Queue an iteration and start a worker; without JavaScript its page follows the progress."""
-    from dermlens.projects.jobs import start_worker
+    from dermlens.projects.jobs import check_can_train, start_worker
 
     if refused := refused_page(request):
         return refused
     workspace = request.app.state.workspace
     try:
+        if request.app.state.settings.start_workers:
+            check_can_train()
         iteration = workspace.iterations.queue(project_id, kind, budget_minutes=budget_minutes)
     except ProjectError as error:
         return _project_page(request, project_id, status=status_of(error), train_error=str(error),

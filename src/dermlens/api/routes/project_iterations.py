@@ -63,11 +63,14 @@ async def stored_upload(request: Request, field: str = "image") -> StoredImage:
 def train(request: Request, project_id: int, body: TrainIn) -> dict[str, Any]:
     """Queues the iteration and starts a training process; follow it with GET .../iterations/{number}.
     Refused (422) when a tag has fewer than 5 images; a warning says when tags are unbalanced."""
-    from dermlens.projects.jobs import start_worker
+    from dermlens.projects.jobs import check_can_train, start_worker
 
     workspace = request.app.state.workspace
+    local = request.app.state.settings.start_workers
+    if local:
+        check_can_train()
     iteration = workspace.iterations.queue(project_id, body.kind, budget_minutes=body.budget_minutes)
-    if request.app.state.settings.start_workers:
+    if local:
         start_worker(workspace.data_dir, workspace.database_url)
     return iteration_out(iteration)
 
