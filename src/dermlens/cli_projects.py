@@ -92,7 +92,6 @@ def tag(project: int, names: list[str]) -> None:
 def upload(project: int, paths: list[Path],
            tag_name: Annotated[str | None, typer.Option("--tag", help="Tag every image with this tag.")] = None) -> None:
     """Add images: files, folders (a folder per tag, or a CSV of labels beside the images) and zip files."""
-    from dermlens.progress import track
     from dermlens.projects.imports import import_entries
     from dermlens.projects.intake import ArchiveEntry, folder_entries, zip_entries
 
@@ -108,11 +107,7 @@ def upload(project: int, paths: list[Path],
         else:
             raise typer.BadParameter(f"{path} does not exist")
     tag_ids = [t.id for t in store.tag_named(project, [tag_name], create=True)] if tag_name else []
-    bar = iter(track(range(len(entries)), "Uploading", total=len(entries)))
-    result = import_entries(store, project, entries, tag_ids=tag_ids, source="cli",
-                            progress=lambda done, total: next(bar, None))
-    for _ in bar:
-        pass
+    result = import_entries(store, project, entries, tag_ids=tag_ids, source="cli", progress=True)
     typer.echo(f"added {len(result.added)}, already there {len(result.duplicates)}, refused {len(result.refused)}")
     for name, why in result.refused[:20]:
         typer.echo(f"  refused {name}: {why}", err=True)
@@ -125,29 +120,24 @@ def train(project: int,
     """Train an iteration here and now, with progress (the web app runs the same job in the background)."""
     from dermlens.progress import say
     from dermlens.projects.jobs import check_can_train
-    from dermlens.projects.training import run_iteration
+    from dermlens.projects.training import train_claimed
 
     check_can_train()
     workspace = _workspace()
     queued = workspace.iterations.queue(project, "advanced" if advanced else "quick", budget_minutes=budget)
     for warning in queued.warnings:
         say(f"warning: {warning}")
-    iteration = workspace.iterations.claim()
-    if iteration is None or iteration.id != queued.id:
-        typer.echo(f"iteration {queued.number} is queued behind others; run `dermlens project worker`")
-        return
+    iteration = workspace.iterations.claim(only=queued.id)
     try:
-        record = run_iteration(workspace.store, iteration,
-                               lambda progress, message: workspace.iterations.report(iteration.id, progress, message))
-    except BaseException as error:
-        workspace.iterations.fail(iteration.id, f"training failed: {error}")
+        done = train_claimed(workspace.iterations, iteration)
+    except KeyboardInterrupt:
+        workspace.iterations.fail(iteration.id, "training failed: interrupted")
         raise
-    from dermlens.projects.training import model_keys
-
-    model_key, checkpoint_key = model_keys(iteration)
-    workspace.iterations.finish(iteration.id, metrics=record, model_key=model_key, checkpoint_key=checkpoint_key)
-    typer.echo(f"iteration {iteration.number}: mean average precision {record['mean_average_precision']:.3f} "
-               f"({record['validation']})")
+    if done.status != "completed":
+        typer.secho(f"iteration {done.number}: {done.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"iteration {done.number}: mean average precision {done.metrics['mean_average_precision']:.3f} "
+               f"({done.metrics['validation']})")
 
 
 @_command

@@ -74,10 +74,9 @@ def install_error_handlers(app: FastAPI, render_error) -> None:
 
 
 def install_project_error_handler(app: FastAPI, respond_error) -> None:
-    """Project store refusals (`dermlens.projects.errors`) as 401, 404, 409 or 422."""
-    from dermlens.projects.errors import Conflict, NotFound, ProjectError, Unauthorized
+    """Project store refusals (`dermlens.projects.errors`) with the status each kind names."""
+    from dermlens.projects.errors import ProjectError
 
     @app.exception_handler(ProjectError)
     async def project_error(request: Request, error: ProjectError):
-        status = {NotFound: 404, Conflict: 409, Unauthorized: 401}.get(type(error), 422)
-        return respond_error(request, status, error.code, str(error))
+        return respond_error(request, error.status, error.code, str(error))

@@ -12,6 +12,7 @@ with limits on the number of entries, on each entry's size and compression ratio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -39,15 +40,31 @@ class ZipLimits:
     max_ratio: float = 200.0  # uncompressed / compressed: images hardly compress, bombs compress 1000x
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoredImage:
-    """An image ready to store: PNG bytes without metadata, their hash and size, a display name."""
+    """An image ready to store or classify: its pixels (downscaled if huge) and a display name. The PNG
+    without metadata, and its hash, are made only when the image is stored."""
 
     name: str
-    png: bytes
-    sha256: str
-    width: int
-    height: int
+    pixels: np.ndarray  # uint8 (height, width, 3)
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @functools.cached_property
+    def png(self) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(self.pixels).save(out, format="PNG", optimize=False)
+        return out.getvalue()
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.png).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -81,13 +98,16 @@ def prepare_image(data: bytes, name: str, *, max_pixels: int = 50_000_000) -> St
                    "too_large": f"{shown} has too many pixels to decode safely; downscale it first"}
         raise Invalid(message.get(error.reason, f"{shown} could not be decoded: it is probably truncated "
                                   "or damaged")) from None
-    image = Image.fromarray(rgb)
-    if max(image.size) > MAX_STORED_SIDE:
+    return image_from_pixels(rgb, shown)
+
+
+def image_from_pixels(rgb: np.ndarray, name: str) -> StoredImage:
+    """Decoded uint8 RGB pixels as a `StoredImage`, downscaled to `MAX_STORED_SIDE` if larger."""
+    if max(rgb.shape[:2]) > MAX_STORED_SIDE:
+        image = Image.fromarray(rgb)
         image.thumbnail((MAX_STORED_SIDE, MAX_STORED_SIDE), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False)
-    png = out.getvalue()
-    return StoredImage(shown, png, hashlib.sha256(png).hexdigest(), image.size[0], image.size[1])
+        rgb = np.asarray(image)
+    return StoredImage(display_name(name), rgb)
 
 
 def read_stored(png: bytes) -> np.ndarray:

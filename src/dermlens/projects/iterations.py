@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections import Counter
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -51,7 +50,6 @@ class Iterations:
 
     def training_set(self, project_id: int) -> tuple[list[Tag], dict[int, int], list[str]]:
         """The tags an iteration would learn, images per tag, and warnings; refuses what cannot train."""
-        project = self.store.project(project_id)
         tags = self.store.tags(project_id)
         counts = self.store.tag_counts(project_id)
         used = [t for t in tags if counts.get(t.id, 0) > 0]
@@ -70,10 +68,6 @@ class Iterations:
             warnings.append(f"the tags are unbalanced: {largest.name} has {counts[largest.id]} images and "
                             f"{smallest.name} {counts[smallest.id]}; the iteration weights tags equally, but "
                             f"more images of {smallest.name} would help most")
-        if project.kind == "multiclass":
-            multi = [n for n in Counter(i for i, t in self.store.labelled_images(project_id) if len(t) > 1)]
-            if multi:
-                raise Invalid("some images have more than one tag in a multiclass project; fix them first")
         return used, counts, warnings
 
     def queue(self, project_id: int, kind: IterationKind | str = IterationKind.quick, *,
@@ -147,20 +141,21 @@ class Iterations:
                 raise Conflict(f"iteration {number} is published as {project.published_name!r}; unpublish it first")
             session.delete(session.get(Iteration, iteration.id))
             session.commit()
-        for key in (iteration.model_key, iteration.checkpoint_key):
-            if key:
-                self.store.blobs.delete(key)
+        self.store.forget_iteration(iteration)
 
     # the job side -------------------------------------------------------------------------------
-    def claim(self, worker: str | None = None) -> Iteration | None:
-        """Take the oldest queued iteration for this process; None when the queue is empty.
+    def claim(self, worker: str | None = None, *, only: int | None = None) -> Iteration | None:
+        """Take the oldest queued iteration (or the iteration with id ``only``) for this process; None when
+        there is none to take.
 
         A compare-and-set on the status: of several workers claiming at once, exactly one wins.
         """
         worker = worker or worker_name()
         with self.database.session() as session:
-            for candidate in session.scalars(select(Iteration.id).where(
-                    Iteration.status == IterationStatus.queued.value).order_by(Iteration.id).limit(5)).all():
+            queued = select(Iteration.id).where(Iteration.status == IterationStatus.queued.value)
+            if only is not None:
+                queued = queued.where(Iteration.id == only)
+            for candidate in session.scalars(queued.order_by(Iteration.id).limit(5)).all():
                 now = utcnow()
                 won = session.execute(update(Iteration).where(
                     Iteration.id == candidate, Iteration.status == IterationStatus.queued.value).values(

@@ -67,13 +67,10 @@ class Publishing:
         return path
 
     def classify(self, iteration: Iteration, image: StoredImage) -> list[tuple[str, float]]:
-        from dermlens.projects.intake import read_stored
-
         model = _load_model(str(self.model_path(iteration)))
-        rgb = read_stored(image.png)
-        logits = model.logits(model.preprocessing.normalize(model.preprocessing.prepare(rgb)[None]))
+        logits = model.logits(model.preprocessing.normalize(model.preprocessing.prepare(image.pixels)[None]))
         multiclass = iteration.config.get("project_kind", "multiclass") == "multiclass"
-        probabilities = tag_probabilities(logits, multiclass)[0]
+        probabilities = tag_probabilities(logits, multiclass, model.temperature)[0]
         order = np.argsort(-probabilities, kind="stable")
         return [(model.classes[i], float(probabilities[i])) for i in order]
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dermlens.data.images import Preprocessing
+from dermlens.inference.calibration import softmax
 from dermlens.storage import ObjectStore
 
 Report = Callable[[float, str], None]
@@ -37,11 +38,17 @@ def feature_key(backbone: str, sha256: str) -> str:
 
 def image_features(backbone: str, hashes: Sequence[str], blobs: ObjectStore, report: Report,
                    *, batch_size: int = 32) -> np.ndarray:
-    """(N, n_features) pooled features of the stored images ``hashes``; cached ones are read back."""
+    """(N, n_features) pooled features of the stored images ``hashes``; cached ones are read back.
+
+    New ones go through ONNX Runtime, as the learning core's cached features do
+    (`dermlens.training.onnx_runtime.pooled_features`), with PyTorch as the fallback.
+    """
     import torch
 
     from dermlens.models import create_model
     from dermlens.projects.intake import read_stored
+    from dermlens.projects.schema import image_key
+    from dermlens.training.onnx_runtime import pooled_features
 
     found: dict[str, np.ndarray] = {}
     for sha in dict.fromkeys(hashes):
@@ -52,18 +59,25 @@ def image_features(backbone: str, hashes: Sequence[str], blobs: ObjectStore, rep
     if missing:
         preprocessing = preprocessing_for(backbone)
         model = create_model(backbone, n_classes=2, pretrained=True).eval()
-        for start in range(0, len(missing), batch_size):
-            chunk = missing[start:start + batch_size]
-            pixels = np.stack([preprocessing.prepare(read_stored(blobs.get(f"{sha}.png"))) for sha in chunk])
+        chunks = [missing[start:start + batch_size] for start in range(0, len(missing), batch_size)]
+
+        def batches():
+            done = 0
+            for chunk in chunks:
+                yield np.stack([preprocessing.prepare(read_stored(blobs.get(image_key(sha)))) for sha in chunk])
+                done += len(chunk)
+                report(done / len(missing), f"extracting features: {done} of {len(missing)} new images")
+
+        features = pooled_features(model, batches(), preprocessing.normalize)
+        if features is None:
             with torch.inference_mode():
-                features = model.features(torch.from_numpy(preprocessing.normalize(pixels))).numpy()
-            for sha, row in zip(chunk, features):
-                out = io.BytesIO()
-                np.save(out, row.astype(np.float32))
-                blobs.put(feature_key(backbone, sha), out.getvalue())
-                found[sha] = row
-            done = min(start + batch_size, len(missing))
-            report(done / len(missing), f"extracting features: {done} of {len(missing)} new images")
+                features = np.concatenate([model.features(torch.from_numpy(preprocessing.normalize(b))).numpy()
+                                           for b in batches()])
+        for sha, row in zip(missing, features):
+            out = io.BytesIO()
+            np.save(out, row.astype(np.float32))
+            blobs.put(feature_key(backbone, sha), out.getvalue())
+            found[sha] = row
     return np.stack([found[sha] for sha in hashes]).astype(np.float32)
 
 
@@ -122,13 +136,11 @@ class LinearHead:
         return tag_probabilities(self.logits(features), self.multiclass)
 
 
-def tag_probabilities(logits: np.ndarray, multiclass: bool) -> np.ndarray:
-    """Softmax over the tags (multiclass) or a sigmoid per tag (multilabel)."""
-    logits = np.asarray(logits, np.float64)
+def tag_probabilities(logits: np.ndarray, multiclass: bool, temperature: float = 1.0) -> np.ndarray:
+    """Softmax over the tags at the model's temperature (multiclass) or a sigmoid per tag (multilabel)."""
     if multiclass:
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-logits))
+        return softmax(logits, temperature)
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
 
 
 def _log_loss(truth: np.ndarray, probabilities: np.ndarray, multiclass: bool) -> float:

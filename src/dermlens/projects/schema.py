@@ -23,6 +23,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def image_key(sha256: str) -> str:
+    """The object-store key of an image's pixels."""
+    return f"{sha256}.png"
+
+
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every time dermlens stores is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -108,7 +113,7 @@ class ImageRecord(Base):
 
     @property
     def blob_key(self) -> str:
-        return f"{self.sha256}.png"
+        return image_key(self.sha256)
 
 
 class Label(Base):

@@ -25,7 +25,17 @@ from dermlens.projects.database import Database
 from dermlens.projects.errors import Conflict, Invalid, NotFound
 from dermlens.projects.intake import StoredImage
 from dermlens.projects.keys import new_secret, secret_hash
-from dermlens.projects.schema import ImageRecord, Iteration, Label, PredictionRecord, Project, ProjectKind, Tag, TagKind
+from dermlens.projects.schema import (
+    ImageRecord,
+    Iteration,
+    Label,
+    PredictionRecord,
+    Project,
+    ProjectKind,
+    Tag,
+    TagKind,
+    image_key,
+)
 from dermlens.storage import ObjectStore
 
 ImageFilter = str  # "all", "tagged", "untagged", "suggested" or "tag:<id>"
@@ -90,10 +100,7 @@ class ProjectStore:
 
     def project(self, project_id: int) -> Project:
         with self.database.session() as session:
-            project = session.get(Project, project_id)
-            if project is None:
-                raise NotFound(f"there is no project {project_id}")
-            return project
+            return self._project(session, project_id)
 
     def rename_project(self, project_id: int, name: str, description: str | None = None) -> Project:
         with self.database.session() as session:
@@ -110,15 +117,25 @@ class ProjectStore:
         with self.database.session() as session:
             project = self._project(session, project_id)
             hashes = set(session.scalars(select(ImageRecord.sha256).where(ImageRecord.project_id == project_id)))
-            models = [k for row in session.execute(select(Iteration.model_key, Iteration.checkpoint_key)
-                                                   .where(Iteration.project_id == project_id)) for k in row if k]
+            iterations = list(session.scalars(select(Iteration).where(Iteration.project_id == project_id)))
             session.delete(project)
             session.commit()
+        self._forget_images(hashes)
+        for iteration in iterations:
+            self.forget_iteration(iteration)
+
+    def forget_iteration(self, iteration: Iteration) -> None:
+        """Delete a deleted iteration's objects: its model, its checkpoint and its exports."""
+        for key in (iteration.model_key, iteration.checkpoint_key, *self.blobs.keys(f"export-{iteration.id}-")):
+            if key:
+                self.blobs.delete(key)
+
+    def _forget_images(self, hashes: set[str]) -> None:
+        """Delete the pixels of deleted images that no project holds any more."""
+        with self.database.session() as session:
             still_used = set(session.scalars(select(ImageRecord.sha256).where(ImageRecord.sha256.in_(hashes))))
         for sha in hashes - still_used:
-            self.blobs.delete(f"{sha}.png")
-        for key in models:
-            self.blobs.delete(key)
+            self.blobs.delete(image_key(sha))
 
     def new_prediction_key(self, project_id: int) -> str:
         """Replace the project's prediction key; the old one stops working at once."""
@@ -176,7 +193,7 @@ class ProjectStore:
     def add_image(self, project_id: int, image: StoredImage, *, source: str = "upload",
                   tag_ids: Sequence[int] = (), labelled_by: str = "") -> tuple[int, bool]:
         """Store one prepared image (deduplicated by content) and tag it; -> (image id, is it new)."""
-        self.blobs.put(f"{image.sha256}.png", image.png)  # the object first, then the row that points at it
+        self.blobs.put(image_key(image.sha256), image.png)  # the object first, then the row that points at it
         with self.database.session() as session:
             project = self._project(session, project_id)
             self._check_tags(session, project, tag_ids)
@@ -215,10 +232,7 @@ class ProjectStore:
             for record in doomed:
                 session.delete(record)
             session.commit()
-            hashes = {r.sha256 for r in doomed}
-            still_used = set(session.scalars(select(ImageRecord.sha256).where(ImageRecord.sha256.in_(hashes))))
-        for sha in hashes - still_used:
-            self.blobs.delete(f"{sha}.png")
+        self._forget_images({r.sha256 for r in doomed})
         return len(doomed)
 
     def images(self, project_id: int, which: ImageFilter = "all", *, limit: int = 200,
@@ -267,8 +281,6 @@ class ProjectStore:
         with self.database.session() as session:
             project = self._project(session, project_id)
             self._check_tags(session, project, [*add, *remove])
-            if project.kind == "multiclass" and len(set(add)) > 1:
-                raise Invalid("a multiclass project gives each image one tag; choose one")
             found = set(session.scalars(select(ImageRecord.id).where(ImageRecord.project_id == project_id,
                                                                      ImageRecord.id.in_(image_ids))))
             unknown = [i for i in image_ids if i not in found]

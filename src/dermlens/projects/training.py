@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dermlens.data.images import Preprocessing
 from dermlens.projects.iterations import Iterations
 from dermlens.projects.metrics import held_out_record
 from dermlens.projects.quick import Report, fit_quick_head, image_features, preprocessing_for, tag_probabilities
-from dermlens.projects.schema import Iteration, PredictionRecord
+from dermlens.projects.schema import ImageRecord, Iteration, PredictionRecord
 from dermlens.projects.store import ProjectStore
+from dermlens.storage import ObjectStore
 
 log = logging.getLogger("dermlens.projects")
 
@@ -42,8 +42,11 @@ def run_iteration(store: ProjectStore, iteration: Iteration, report: Report) -> 
             if set(tags) & set(tag_ids)]
     truth = np.array([[t in tags for t in tag_ids] for _, tags in rows], bool)
     hashes = [image.sha256 for image, _ in rows]
+    from dermlens.inference.onnx_model import OnnxModel
+
     with tempfile.TemporaryDirectory(prefix="dermlens-iteration-") as folder:
         work = Path(folder)
+        held: list[int] = []
         if config["kind"] == "quick":
             features = image_features(config["backbone"], hashes, store.blobs, _stage(report, 0.0, 0.7))
             head, held_out, chosen = fit_quick_head(features, truth, multiclass, _stage(report, 0.7, 0.85))
@@ -54,15 +57,33 @@ def run_iteration(store: ProjectStore, iteration: Iteration, report: Report) -> 
                                                 f"by a head that never saw it)")
             record["training"] = chosen
         else:
-            checkpoint, record = _advanced(store, config, rows, truth, work, _stage(report, 0.0, 0.9))
+            checkpoint, held, training = _fine_tune(store, config, rows, truth, work, _stage(report, 0.0, 0.9))
         report(0.92, "exporting to ONNX")
         onnx_path = _export(checkpoint, work)
+        model = OnnxModel.load(onnx_path)
+        if held:  # advanced: scored by the exported model on the images fit() held out
+            probabilities = stored_probabilities(model, store.blobs, [rows[i][0] for i in held], multiclass)
+            record = held_out_record(config["tags"], [rows[i][0].id for i in held], truth[held], probabilities,
+                                     validation=f"{len(held)} held-out images (20%, never trained on)")
+            record["training"] = training
         model_key, checkpoint_key = model_keys(iteration)
         store.blobs.put(checkpoint_key, checkpoint.read_bytes())
         store.blobs.put(model_key, onnx_path.read_bytes())
         report(0.96, "suggesting tags for untagged images")
-        _suggest(store, iteration, onnx_path, multiclass)
+        _suggest(store, iteration, model, multiclass)
     return record
+
+
+def stored_probabilities(model, blobs: ObjectStore, images: list[ImageRecord], multiclass: bool,
+                         batch_size: int = 32) -> np.ndarray:
+    """(N, n_tags) probabilities of an exported iteration model (an `OnnxModel`) for stored images."""
+    from dermlens.projects.intake import read_stored
+
+    preprocessing = model.preprocessing
+    logits = [model.logits(preprocessing.normalize(np.stack(
+        [preprocessing.prepare(read_stored(blobs.get(image.blob_key))) for image in images[i:i + batch_size]])))
+        for i in range(0, len(images), batch_size)]
+    return tag_probabilities(np.concatenate(logits), multiclass, model.temperature)
 
 
 def _quick_checkpoint(config: dict, head, work: Path) -> Path:
@@ -89,13 +110,12 @@ def _export(checkpoint: Path, work: Path) -> Path:
     return export_onnx(checkpoint, work / "model.onnx")
 
 
-def _advanced(store: ProjectStore, config: dict, rows, truth: np.ndarray, work: Path,
-              report: Report) -> tuple[Path, dict]:
-    """Fine-tune with the learning core (`dermlens.training.fit`) within the time budget."""
+def _fine_tune(store: ProjectStore, config: dict, rows, truth: np.ndarray, work: Path,
+               report: Report) -> tuple[Path, list[int], dict]:
+    """Fine-tune with the learning core (`dermlens.training.fit`) within the time budget; -> the
+    checkpoint, the rows fit() held out for validation, and what the training did."""
     from dermlens.data.readers import read_dataset
     from dermlens.data.splits import load_split
-    from dermlens.inference.onnx_model import OnnxModel
-    from dermlens.projects.intake import read_stored
     from dermlens.training.checkpoint import load_model, save_model
     from dermlens.training.config import DataConfig, ModelConfig, RunConfig, TrainingConfig
     from dermlens.training.fit import fit
@@ -136,42 +156,25 @@ def _advanced(store: ProjectStore, config: dict, rows, truth: np.ndarray, work: 
     save_model(model, info, checkpoint)
     # the validation images are the ones fit() held out (its split file says which)
     dataset = read_dataset(run_config.data.path, images_dir=run_config.data.images)
-    held = load_split(work / "run" / "split.json", dataset).val
-    onnx_model = OnnxModel.load(_export(checkpoint, work / "run"))
-    by_sha = {image.sha256: (image, row) for (image, _), row in zip(rows, truth)}
-    chosen = [by_sha[dataset.ids[i]] for i in held]
-    pixels = [onnx_model.preprocessing.prepare(read_stored(store.blobs.get(image.blob_key))) for image, _ in chosen]
-    logits = np.concatenate([onnx_model.logits(onnx_model.preprocessing.normalize(np.stack(pixels[i:i + 32])))
-                             for i in range(0, len(pixels), 32)])
-    probabilities = tag_probabilities(logits / info.temperature, True)
-    record = held_out_record(config["tags"], [image.id for image, _ in chosen], np.stack([r for _, r in chosen]),
-                             probabilities, validation=f"{len(chosen)} held-out images (20%, never trained on)")
-    record["training"] = {"minutes": round(run.minutes, 2), "budget_minutes": budget,
-                          "selected_epoch": info.metrics.get("selected_epoch")}
-    return checkpoint, record
+    row_of = {image.sha256: k for k, (image, _) in enumerate(rows)}
+    held = [row_of[dataset.ids[i]] for i in load_split(work / "run" / "split.json", dataset).val]
+    training = {"minutes": round(run.minutes, 2), "budget_minutes": budget,
+                "selected_epoch": info.metrics.get("selected_epoch")}
+    return checkpoint, held, training
 
 
-def _suggest(store: ProjectStore, iteration: Iteration, onnx_path: Path, multiclass: bool) -> None:
+def _suggest(store: ProjectStore, iteration: Iteration, model, multiclass: bool) -> None:
     """The new model's guesses for the project's untagged images, kept for the "suggested" view."""
-    from dermlens.inference.onnx_model import OnnxModel
-    from dermlens.projects.intake import read_stored
-
     untagged = store.untagged_images(iteration.project_id)
     if not untagged:
         return
-    model = OnnxModel.load(onnx_path)
-    preprocessing: Preprocessing = model.preprocessing
     records = []
-    for start in range(0, len(untagged), 32):
-        chunk = untagged[start:start + 32]
-        pixels = np.stack([preprocessing.prepare(read_stored(store.blobs.get(r.blob_key))) for r in chunk])
-        probabilities = tag_probabilities(model.logits(preprocessing.normalize(pixels)), multiclass)
-        for image, row in zip(chunk, probabilities):
-            top = int(row.argmax())
-            records.append(PredictionRecord(project_id=iteration.project_id, iteration_id=iteration.id,
-                                            image_id=image.id, source="suggestion",
-                                            probabilities={t: float(p) for t, p in zip(model.classes, row)},
-                                            top_tag=model.classes[top], top_probability=float(row[top])))
+    for image, row in zip(untagged, stored_probabilities(model, store.blobs, untagged, multiclass)):
+        top = int(row.argmax())
+        records.append(PredictionRecord(project_id=iteration.project_id, iteration_id=iteration.id,
+                                        image_id=image.id, source="suggestion",
+                                        probabilities={t: float(p) for t, p in zip(model.classes, row)},
+                                        top_tag=model.classes[top], top_probability=float(row[top])))
     with store.database.session() as session:
         session.add_all(records)
         session.commit()
@@ -180,8 +183,11 @@ def _suggest(store: ProjectStore, iteration: Iteration, onnx_path: Path, multicl
 def train_next(iterations: Iterations) -> Iteration | None:
     """Claim the oldest queued iteration and run it to the end (completed or failed); None if none."""
     iteration = iterations.claim()
-    if iteration is None:
-        return None
+    return None if iteration is None else train_claimed(iterations, iteration)
+
+
+def train_claimed(iterations: Iterations, iteration: Iteration) -> Iteration:
+    """Run an iteration this process has claimed to the end; -> it, completed or failed."""
     last = [0.0]
 
     def report(progress: float, message: str) -> None:

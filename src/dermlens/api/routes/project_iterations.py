@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from dermlens.api.auth import require_admin
 from dermlens.api.errors import ClientError
 from dermlens.api.uploads import decode_upload, uploaded_file
-from dermlens.projects.intake import StoredImage, prepare_image
+from dermlens.projects.intake import StoredImage, image_from_pixels
 from dermlens.projects.schema import Iteration, as_utc
 
 ImageField = Annotated[UploadFile | None, File(description="JPEG, PNG, TIFF, BMP or WebP")]
@@ -55,8 +55,9 @@ async def stored_upload(request: Request, field: str = "image") -> StoredImage:
     """The uploaded image of ``field``, checked like every upload and prepared for a project."""
     settings = request.app.state.settings
     data, content_type = await uploaded_file(request, field)
-    decode_upload(data, content_type, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
-    return await run_in_threadpool(prepare_image, data, "upload", max_pixels=settings.max_pixels)
+    pixels = await run_in_threadpool(decode_upload, data, content_type, max_bytes=settings.max_upload_bytes,
+                                     max_pixels=settings.max_pixels)
+    return image_from_pixels(pixels, "upload")
 
 
 @router.post("/iterations", status_code=202, dependencies=admin, summary="Train an iteration (a background job)")
