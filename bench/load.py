@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dermlens.inference.onnx_model import available_cpus
+
 HAM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ham10000"
 BOUNDARY = "dermlens-load-boundary"
 
@@ -108,7 +110,7 @@ def main() -> None:
     process, url = (None, args.url) if args.url else start_server(args.workers)
     path = "/api/v1/predict" + ("?explain=true" if args.explain else "")
     try:
-        # warm-up: one request per client, not counted
+        # warm-up: one client for 2 s (the model's first calls are slow), not counted
         warm: list = []
         client(url, path, bodies, 0, time.perf_counter() + 2, warm, [])
         results: list[float] = []
@@ -136,7 +138,7 @@ def main() -> None:
         "p50_ms": round(float(np.percentile(latency, 50)), 1) if len(latency) else None,
         "p95_ms": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,
         "p99_ms": round(float(np.percentile(latency, 99)), 1) if len(latency) else None,
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": available_cpus(),
     }
     print(f"{args.clients} clients for {wall:.0f} s on {url}{path}: {figures['requests_ok']} answers, "
           f"{figures['errors']} errors, {figures['requests_per_s']} requests/s; latency p50 "

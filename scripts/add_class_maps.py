@@ -31,6 +31,7 @@ def outputs_of(model_bytes: bytes, batches: list[np.ndarray], names: list[str]) 
 def test_batches(model_path: Path, images: Path | None, limit: int) -> tuple[list[np.ndarray], int]:
     """Random inputs, the images in batches of 16, the first 16 alone; and how many images."""
     from dermlens.data.images import load_rgb
+    from dermlens.data.readers import IMAGE_EXTENSIONS
     from dermlens.inference.onnx_model import OnnxModel
 
     preprocessing = OnnxModel.load(model_path).preprocessing
@@ -38,7 +39,7 @@ def test_batches(model_path: Path, images: Path | None, limit: int) -> tuple[lis
     batches = [np.random.default_rng(0).normal(size=(4, *shape)).astype(np.float32)]
     pixels = []
     if images is not None:
-        files = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
+        files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
         pixels = [preprocessing.prepare(load_rgb(path)) for path in files]
         for start in range(0, len(pixels), 16):
             batches.append(preprocessing.normalize(np.stack(pixels[start:start + 16])))
@@ -51,6 +52,7 @@ def main() -> int:
     import onnx
 
     from dermlens.export.class_maps import add_class_maps
+    from dermlens.inference.onnx_model import CLASS_MAPS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
@@ -60,7 +62,7 @@ def main() -> int:
     args = parser.parse_args()
 
     original = onnx.load(str(args.model))
-    if any(output.name == "class_maps" for output in original.graph.output):
+    if any(output.name == CLASS_MAPS for output in original.graph.output):
         print(f"{args.model} already has class_maps; nothing to do")
         return 0
     upgraded = add_class_maps(original)

@@ -6,14 +6,11 @@ piece of metadata is dropped on arrival, after its orientation has been applied.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from starlette.requests import Request
 
 from dermlens.api.errors import ClientError
-from dermlens.data.images import IMAGE_SIGNATURES, to_rgb
+from dermlens.data.images import ImageReadError, load_rgb
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 SUPPORTED_NAMES = "JPEG, PNG, TIFF, BMP or WebP"
@@ -34,28 +31,27 @@ def decode_upload(data: bytes | None, content_type: str | None, *, max_bytes: in
         raise ClientError(415, "unsupported_type", f"The file was sent as {declared!r}, not an image. "
                           f"Send a {SUPPORTED_NAMES} photo.")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in SUPPORTED_FORMATS:
-                raise ClientError(415, "unsupported_type", f"{image.format or 'This'} images are not "
-                                  f"supported; send a {SUPPORTED_NAMES} photo.")
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ClientError(413, "too_many_pixels", f"The image is {width}x{height} pixels, more than "
-                                  f"the {max_pixels:,} allowed; downscale it first.")
-            image.load()
-            return np.asarray(to_rgb(image))
-    except Image.DecompressionBombError:
-        raise ClientError(413, "too_many_pixels", "The image has too many pixels to decode safely; "
-                          "downscale it first.") from None
-    except UnidentifiedImageError:
-        if data[:8].startswith(IMAGE_SIGNATURES):
-            raise ClientError(422, "truncated_image", "The image starts like a photo but cannot be decoded: "
-                              "it is probably truncated or damaged. Send the file again.") from None
-        raise ClientError(415, "not_an_image", f"The file is not an image; send a {SUPPORTED_NAMES} "
-                          "photo.") from None
-    except (OSError, SyntaxError, ValueError):
-        raise ClientError(422, "truncated_image", "The image could not be decoded: it is probably truncated "
-                          "or damaged. Send the file again.") from None
+        return load_rgb(data, max_pixels, formats=SUPPORTED_FORMATS)
+    except ImageReadError as error:
+        raise _client_error(error, max_pixels) from None
+
+
+def _client_error(error: ImageReadError, max_pixels: int) -> ClientError:
+    """What `load_rgb` refused, as the status and words an uploader needs."""
+    if error.reason == "unsupported_format":
+        return ClientError(415, "unsupported_type", f"{error.image_format or 'This'} images are not supported; "
+                           f"send a {SUPPORTED_NAMES} photo.")
+    if error.reason == "too_large":
+        if error.size is None:
+            return ClientError(413, "too_many_pixels", "The image has too many pixels to decode safely; "
+                               "downscale it first.")
+        width, height = error.size
+        return ClientError(413, "too_many_pixels", f"The image is {width}x{height} pixels, more than the "
+                           f"{max_pixels:,} allowed; downscale it first.")
+    if error.reason == "not_an_image":
+        return ClientError(415, "not_an_image", f"The file is not an image; send a {SUPPORTED_NAMES} photo.")
+    return ClientError(422, "truncated_image", "The image could not be decoded: it is probably truncated or "
+                       "damaged. Send the file again.")
 
 
 async def uploaded_file(request: Request, *fields: str) -> tuple[bytes | None, str | None]:

@@ -25,12 +25,15 @@ MAX_PIXELS = 50_000_000
 class ImageReadError(DermlensError):
     """The file is not an image, is truncated or corrupt, or is too large to decode safely.
 
-    ``reason`` is one of ``not_an_image``, ``unreadable``, ``too_large``: the predictor reports it.
+    ``reason`` is one of ``not_an_image``, ``unreadable``, ``too_large``, ``unsupported_format``: the
+    predictor reports it. ``size`` (width, height) is known when a readable header was too large,
+    ``image_format`` when the format was not among those asked for.
     """
 
-    def __init__(self, message: str, reason: str = "unreadable") -> None:
+    def __init__(self, message: str, reason: str = "unreadable", *, size: tuple[int, int] | None = None,
+                 image_format: str | None = None) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason, self.size, self.image_format = reason, size, image_format
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,10 @@ def _header(source: str | Path | bytes) -> bytes:
         return b""
 
 
-def load_rgb(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read an image file (or its bytes) as a uint8 HxWx3 RGB array; larger than ``max_pixels`` is refused.
+def load_rgb(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, *,
+             formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """Read an image file (or its bytes) as a uint8 HxWx3 RGB array; larger than ``max_pixels`` is refused,
+    and so is a format (Pillow's name, e.g. ``"GIF"``) outside ``formats`` when that is given.
 
     >>> load_rgb(b"not an image")
     Traceback (most recent call last):
@@ -159,10 +164,13 @@ def load_rgb(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.nda
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with Image.open(stream) as image:
+            if formats is not None and image.format not in formats:
+                raise ImageReadError(f"{name} is a {image.format} image; readable here: {', '.join(formats)}",
+                                     reason="unsupported_format", image_format=image.format)
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageReadError(f"{name} is {width}x{height} pixels, more than the {max_pixels:,} "
-                                     f"allowed; downscale it first", reason="too_large")
+                                     f"allowed; downscale it first", reason="too_large", size=(width, height))
             image.load()
             return np.asarray(to_rgb(image))
     except Image.DecompressionBombError as error:

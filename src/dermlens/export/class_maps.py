@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dermlens.errors import ModelFileError
+from dermlens.inference.onnx_model import CLASS_MAPS
 
 if TYPE_CHECKING:
     import onnx
 
-CLASS_MAPS = "class_maps"
 LOGITS = "logits"
 FREE_SIZE = ("map_height", "map_width")
 _RESHAPES = ("Flatten", "Reshape", "Squeeze", "Identity", "Dropout")
@@ -127,10 +127,9 @@ def _constant(name: str, producers: dict, graph) -> np.ndarray | None:
     """The value of an initializer or a Constant node (through Identity/Transpose), else None."""
     from onnx import helper, numpy_helper
 
-    if graph is not None:
-        for initializer in graph.initializer:
-            if initializer.name == name:
-                return numpy_helper.to_array(initializer)
+    for initializer in graph.initializer:
+        if initializer.name == name:
+            return numpy_helper.to_array(initializer)
     node = producers.get(name)
     if node is None:
         return None

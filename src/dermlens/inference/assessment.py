@@ -84,10 +84,9 @@ class Assessment:
 
 def risk_of(prediction: Prediction, catalogue: Catalogue) -> Risk | None:
     """The risk group of the class the model names; none for a rejected image."""
-    code = prediction.decision or (prediction.top[0].code if prediction.top else None)
-    if prediction.status == "rejected" or code is None:
+    if prediction.decision is None:  # a rejected image: no class was named
         return None
-    condition = catalogue.for_model_class(code)
+    condition = catalogue.for_model_class(prediction.decision)
     return Risk(group=condition.group, label=RISK_LABELS.get(condition.group, condition.group),
                 condition_code=condition.code, condition_name=condition.name)
 

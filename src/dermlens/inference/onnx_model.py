@@ -15,6 +15,7 @@ from dermlens.errors import ModelFileError
 from dermlens.inference.gates import ServingGates
 
 METADATA_KEY = "dermlens"
+CLASS_MAPS = "class_maps"  # the output with per-class maps for heatmaps (dermlens.export.class_maps)
 
 
 def available_cpus() -> int:
@@ -83,7 +84,7 @@ class OnnxModel:
     @property
     def has_class_maps(self) -> bool:
         """Whether the graph has the ``class_maps`` output for heatmaps (`dermlens.export.class_maps`)."""
-        return "class_maps" in self.outputs
+        return CLASS_MAPS in self.outputs
 
     @functools.cached_property
     def serving_outputs(self) -> list[str]:

@@ -32,7 +32,7 @@ from dermlens.data.labels import display_name
 from dermlens.inference.calibration import softmax
 from dermlens.inference.decision import decide
 from dermlens.inference.explanation import Explanation
-from dermlens.inference.onnx_model import OnnxModel
+from dermlens.inference.onnx_model import CLASS_MAPS, OnnxModel
 from dermlens.inference.quality import ISSUE_MESSAGES, measure_quality, quality_issue
 from dermlens.inference.tta import flip_views
 
@@ -165,7 +165,7 @@ class Predictor:
         prediction = predictions[0]
         if prediction.status == "rejected":
             return Explanation(prediction, view=view)
-        heatmap_class = prediction.decision or prediction.top[0].code
+        heatmap_class = prediction.decision  # every unrejected answer names one
         heatmap = None
         if class_maps is not None:
             heatmap = class_heatmap(class_maps[0, self.classes.index(heatmap_class)], view.shape[:2])
@@ -194,7 +194,7 @@ class Predictor:
         (from the image as given, in the same pass; with test-time augmentation, not from the flips)."""
         batch = self.model.preprocessing.normalize(pixels)
         views = flip_views(batch) if self.tta else [batch]
-        wanted = self.model.serving_outputs + (["class_maps"] if class_maps else [])
+        wanted = self.model.serving_outputs + ([CLASS_MAPS] if class_maps else [])
         first = self.model.run_outputs(views[0], wanted)
         logits = np.mean([first["logits"]] + [self.model.run(view)[0] for view in views[1:]], axis=0)
         # the not-skin score of the image as given (flips would only blur a clear-cut distance)
@@ -209,7 +209,7 @@ class Predictor:
                 predictions.append(_rejected(name, "not_skin", NOT_SKIN_MESSAGE, score))
                 continue
             predictions.append(self._answer(name, probabilities[row], int(decisions[row]), score))
-        return predictions, first.get("class_maps")
+        return predictions, first.get(CLASS_MAPS)
 
     def _answer(self, name: str, probabilities: np.ndarray, decision: int, score: float | None) -> Prediction:
         order = np.argsort(-probabilities, kind="stable")

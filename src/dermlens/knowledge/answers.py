@@ -109,7 +109,7 @@ def answer_question(question: str, condition: str | None = None, catalogue: Cata
     catalogue = catalogue if catalogue is not None else load_catalogue()
     index = _index_for(catalogue)
     if condition is not None:
-        condition = _resolve(condition, catalogue)
+        condition = catalogue.resolve(condition).code
     if not question or not question.strip():
         return _not_found(0.0)
     similarity = index.similarity(question)
@@ -233,13 +233,6 @@ def _conditions_named(question: str, catalogue: Catalogue) -> set[str]:
     text = question.lower().replace("\u2019", "'")
     return {c.code for c in catalogue
             if any(re.search(rf"\b{re.escape(name.lower())}\b", text) for name in _names_of(c))}
-
-
-def _resolve(code: str, catalogue: Catalogue) -> str:
-    """A condition code or model class -> the condition code (unknown codes raise with the valid ones)."""
-    if code in catalogue:
-        return catalogue.get(code).code
-    return catalogue.for_model_class(code).code
 
 
 def _answer_text(passage: Passage) -> str:

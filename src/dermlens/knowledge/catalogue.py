@@ -131,6 +131,12 @@ class Catalogue:
                                         f"page: {', '.join(sorted(self._by_model_class))}.")
         return condition
 
+    def resolve(self, code: str) -> Condition:
+        """The condition of a model's class or, failing that, of a catalogue code (such as ``scc``);
+        an unknown one raises with the known codes."""
+        condition = self._by_model_class.get(str(code).strip().lower())
+        return condition if condition is not None else self.get(code)
+
     def __iter__(self) -> Iterator[Condition]:
         return iter(self.conditions)
 

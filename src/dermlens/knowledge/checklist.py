@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from dermlens.errors import DermlensError
 from dermlens.knowledge.catalogue import Reference
@@ -25,10 +24,6 @@ NICE_NG12 = Reference(title="Suspected cancer: recognition and referral (NG12)",
                       url="https://www.nice.org.uk/guidance/ng12")
 NICE_NG14 = Reference(title="Melanoma: assessment and management (NG14)", publisher="NICE",
                       url="https://www.nice.org.uk/guidance/ng14")
-WALTER_2013 = Reference(
-    title=("Using the 7-point checklist as a diagnostic aid for pigmented skin lesions in general practice: "
-           "a diagnostic validation study (Walter et al., 2013)"),
-    publisher="British Journal of General Practice", url="https://doi.org/10.3399/bjgp13X667213")
 BPAC_UGLY_DUCKLING = Reference(title="Melanoma, part 2 (2020): look for the 'ugly duckling'", publisher="bpacnz",
                                url="https://bpac.org.nz/2020/melanoma-part2.aspx")
 
@@ -51,10 +46,6 @@ class ChecklistItem:
     major: bool
     help: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "label": self.label, "question": self.question, "weight": self.weight,
-                "major": self.major, "help": self.help}
-
 
 @dataclass(frozen=True)
 class RedFlag:
@@ -66,10 +57,6 @@ class RedFlag:
     summary: str  # the sign in a few words, for sentences like "you answered yes to: ..."
     because: str  # why it calls for a doctor within two weeks, naming the sources
     source: Reference
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "question": self.question, "help": self.help, "summary": self.summary,
-                "because": self.because, "source": self.source.to_dict()}
 
 
 CHECKLIST: tuple[ChecklistItem, ...] = (

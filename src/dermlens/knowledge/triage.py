@@ -216,12 +216,10 @@ def _result_sentence(result: ResultSummary | None, catalogue: Catalogue) -> str:
 
 
 def _name(code: str, catalogue: Catalogue) -> str:
-    for lookup in (catalogue.for_model_class, catalogue.get):
-        try:
-            return lookup(code).name
-        except DermlensError:
-            continue
-    return display_name(code)
+    try:
+        return catalogue.resolve(code).name
+    except DermlensError:
+        return display_name(code)
 
 
 def _join(items: list[str]) -> str:

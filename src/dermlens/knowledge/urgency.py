@@ -231,14 +231,7 @@ def _evidence(status: Status | None, decision: str | None, checklist_score: int 
         raise AnswerError(f"Unknown red flag(s): {', '.join(map(repr, unknown))}; valid: {', '.join(RED_FLAG_IDS)}.")
     condition = None
     if decision is not None and status != "rejected":
-        condition = _condition_for(decision, catalogue if catalogue is not None else load_catalogue())
+        condition = (catalogue if catalogue is not None else load_catalogue()).resolve(decision)
     return Evidence(status, condition, checklist_score, checklist_complete, tuple(red_flags))
 
 
-def _condition_for(decision: str, catalogue: Catalogue) -> Condition:
-    """A model's class -> its condition page; a catalogue code (such as ``scc``) is accepted too."""
-    code = str(decision).strip().lower()
-    try:
-        return catalogue.for_model_class(code)
-    except DermlensError:
-        return catalogue.get(code)

@@ -6,6 +6,8 @@ Distances in CIELAB (D65) follow perceived colour differences far better than di
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # sRGB (D65) -> CIE XYZ, then XYZ scaled by the D65 white point
@@ -43,7 +45,10 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
 def reference_lab() -> tuple[tuple[str, ...], np.ndarray]:
-    """The dermoscopic colour names and their CIELAB values, (6, 3)."""
+    """The dermoscopic colour names and their CIELAB values, (6, 3); computed once (read-only)."""
     names = tuple(DERMOSCOPIC_COLOURS)
-    return names, rgb_to_lab(np.array([DERMOSCOPIC_COLOURS[n] for n in names], np.uint8))
+    lab = rgb_to_lab(np.array([DERMOSCOPIC_COLOURS[n] for n in names], np.uint8))
+    lab.flags.writeable = False
+    return names, lab

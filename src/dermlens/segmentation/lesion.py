@@ -36,13 +36,6 @@ MAX_AREA_FRACTION = 0.95
 MIN_SCORE_THRESHOLD = 10.0  # CIELAB distance from the skin colour: about twice a just-noticeable difference
 VIGNETTE_LIGHTNESS = 12.0  # CIELAB L below which a border-connected region is the dermoscope's black ring
 
-NOT_FOUND_MESSAGES = {
-    "no_contrast": "no region stands out from the surrounding skin",
-    "too_small": "the region found is smaller than 1% of the image",
-    "too_large": "the region found covers more than 95% of the image",
-}
-
-
 @dataclass(frozen=True)
 class LesionMask:
     """Where the lesion is: ``mask`` (bool, the image's height x width) and whether one was ``found``."""
@@ -50,7 +43,7 @@ class LesionMask:
     mask: np.ndarray
     found: bool
     area_fraction: float
-    reason: str | None = None  # why not found: one of NOT_FOUND_MESSAGES
+    reason: str | None = None  # why not found: no_contrast, too_small (< 1% of the image) or too_large (> 95%)
 
     def to_dict(self) -> dict:
         return {"found": self.found, "area_fraction": self.area_fraction, "reason": self.reason}
@@ -80,9 +73,9 @@ def segment_lesion(rgb: np.ndarray) -> LesionMask:
     mask = _resize_mask(lesion, (height, width))
     fraction = float(mask.mean())
     if fraction < MIN_AREA_FRACTION:
-        return LesionMask(np.zeros((height, width), bool), False, fraction, "too_small")
+        return _not_found((height, width), "too_small", fraction)
     if fraction > MAX_AREA_FRACTION:
-        return LesionMask(np.zeros((height, width), bool), False, fraction, "too_large")
+        return _not_found((height, width), "too_large", fraction)
     return LesionMask(mask, True, fraction)
 
 
@@ -186,5 +179,5 @@ def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image) >= 128
 
 
-def _not_found(size: tuple[int, int], reason: str) -> LesionMask:
-    return LesionMask(np.zeros(size, bool), False, 0.0, reason)
+def _not_found(size: tuple[int, int], reason: str, fraction: float = 0.0) -> LesionMask:
+    return LesionMask(np.zeros(size, bool), False, fraction, reason)

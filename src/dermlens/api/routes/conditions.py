@@ -22,8 +22,7 @@ def find_condition(request: Request, code: str):
 
 @router.get("/conditions", summary="Every condition dermlens has a page for")
 def list_conditions(request: Request) -> list[dict[str, Any]]:
-    return [{"code": c.code, "name": c.name, "group": c.group, "model_class": c.model_class, "summary": c.summary}
-            for c in request.app.state.service.catalogue.conditions]
+    return [c.summary_dict() for c in request.app.state.service.catalogue.conditions]
 
 
 @router.get("/conditions/{code}", summary="One condition: description, causes, signs, severity, when to "
