@@ -111,3 +111,30 @@ def test_a_database_url_that_cannot_work_says_so(tmp_path):
         Database.open("mysql://user@localhost/db")
     with pytest.raises(DatabaseError, match="cannot open"):
         Database.open("postgresql+psycopg://nobody:wrong@127.0.0.1:1/none")
+
+
+def test_accepting_suggestions_tags_only_untagged_images_with_one(workspace):
+    from dermlens.projects.schema import Iteration, PredictionRecord
+
+    store = workspace.store
+    project, _ = store.create_project("p")
+    a, b = (t.id for t in store.add_tags(project.id, ["a", "b"]))
+    tagged, _ = store.add_image(project.id, prepare_image(jpeg(1), "1.jpg"), tag_ids=[a])
+    guessed, _ = store.add_image(project.id, prepare_image(jpeg(2), "2.jpg"))
+    unguessed, _ = store.add_image(project.id, prepare_image(jpeg(3), "3.jpg"))
+    with workspace.database.session() as session:
+        iteration = Iteration(project_id=project.id, number=1, kind="quick", status="completed", config={})
+        session.add(iteration)
+        session.flush()
+        for image_id in (tagged, guessed):
+            session.add(PredictionRecord(project_id=project.id, iteration_id=iteration.id, image_id=image_id,
+                                         source="suggestion", probabilities={"a": 0.2, "b": 0.8}, top_tag="b",
+                                         top_probability=0.8))
+        session.commit()
+    assert store.accept_suggestions(project.id, [tagged, guessed, unguessed]) == 1
+    assert store.images(project.id, f"tag:{b}")[1] == 1 and store.images(project.id, "untagged")[1] == 1
+    assert store.images(project.id, f"tag:{a}")[0][0].image.id == tagged  # a tagged image keeps its tag
+
+    (row,) = store.overview()
+    assert (row.project.id, row.images, row.iterations, row.published) == (project.id, 3, 1, None)
+    assert [t.name for t in row.tags] == ["a", "b"] and row.tag_counts == {a: 1, b: 1}

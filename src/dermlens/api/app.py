@@ -32,7 +32,8 @@ def keep_uploads_in_memory(max_bytes: int) -> None:
 
 def open_projects(app: FastAPI, settings: ServeSettings) -> None:
     """Open the projects workspace, fail the jobs whose process died, and learn the admin token."""
-    from dermlens.api.auth import admin_token, token_hash
+    from dermlens.api.auth import admin_token
+    from dermlens.projects.keys import secret_hash
     from dermlens.projects.workspace import Workspace
 
     workspace = Workspace.open(settings.data_dir, settings.database_url)
@@ -40,7 +41,7 @@ def open_projects(app: FastAPI, settings: ServeSettings) -> None:
     if interrupted:
         log.warning("marked %d interrupted training job(s) as failed", len(interrupted))
     app.state.workspace = workspace
-    app.state.admin_token_hash = token_hash(admin_token(settings.admin_token, workspace.data_dir))
+    app.state.admin_token_hash = secret_hash(admin_token(settings.admin_token, workspace.data_dir))
     if not settings.admin_token:
         log.warning("projects: the admin token is in %s", workspace.data_dir / "admin-token")
 
@@ -83,6 +84,7 @@ def create_app(settings: ServeSettings | None = None, predictor=None) -> FastAPI
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     install_error_handlers(app, pages.render_error)
+    app.add_exception_handler(project_access.PageRefused, project_access.answer_refusal)
     # outermost first: headers on every answer, then the rate and size limits before any parsing
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes,
                        import_max_bytes=settings.max_import_bytes)

@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import Request
 
 from dermlens.api.errors import ClientError
-from dermlens.projects.keys import new_secret, secret_hash, secret_matches
+from dermlens.projects.keys import new_secret, secret_matches
 
 ADMIN_COOKIE = "dermlens_admin"
 TOKEN_FILE = "admin-token"
@@ -57,6 +57,3 @@ def require_admin(request: Request) -> None:
                           "'Authorization: Bearer <token>' (the token is DERMLENS_ADMIN_TOKEN, or the file "
                           "admin-token in the data directory).", {"WWW-Authenticate": "Bearer"})
 
-
-def token_hash(token: str) -> str:
-    return secret_hash(token)

@@ -34,13 +34,15 @@ class ServerError(DermlensError):
     """The context's ``server.py`` did not start or did not answer."""
 
 
-def docker_context(onnx_model: Path, out_dir: Path) -> Path:
-    """Write ``out_dir`` as a Docker build context serving ``onnx_model``; -> ``out_dir``.
+def docker_context(onnx_model: Path, out_dir: Path, model: OnnxModel | None = None) -> Path:
+    """Write ``out_dir`` as a Docker build context serving ``onnx_model``; -> ``out_dir``. ``model`` is
+    ``onnx_model`` already loaded, when the caller has it.
 
     >>> docker_context(Path("model.onnx"), Path("dermlens-docker"))   # doctest: +SKIP
     PosixPath('dermlens-docker')
     """
-    model = OnnxModel.load(onnx_model)  # a clear error for a file that is not a dermlens export
+    if model is None:
+        model = OnnxModel.load(onnx_model)  # a clear error for a file that is not a dermlens export
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_model, out_dir / "model.onnx")

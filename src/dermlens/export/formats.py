@@ -1,7 +1,8 @@
 """Export an iteration to other runtimes; each export is loaded back with its own runtime and checked.
 
 The check is the same for every format: the check images are preprocessed as the ONNX model's metadata
-says, run through the export, and each image's top class is compared with the float ONNX model's.
+says, run through the export, and each image's top class is compared with the float ONNX model's (the
+``onnx`` export, a byte-identical copy of that model, takes its answers without running again).
 ``verified`` means every check image kept its top class (agreement 1.0): a single flip is reported,
 because a person deploying the export would otherwise get a different answer for that image. Every
 export carries the ONNX model's ``dermlens`` metadata (classes, preprocessing, temperature) in the
@@ -10,6 +11,7 @@ format's own metadata slot, or as ``dermlens.json`` beside the model in the zip.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import json
@@ -76,6 +78,11 @@ class _Job:
     @property
     def metadata(self) -> str:
         return json.dumps(self.reference.info)
+
+    @functools.cached_property
+    def expected(self) -> np.ndarray:
+        """The float ONNX model's top class of each check image: what the export must keep."""
+        return self.reference.logits(self.batch).argmax(axis=1)
 
     @property
     def sample_shape(self) -> tuple[int, int, int, int]:
@@ -167,7 +174,7 @@ def export_iteration(checkpoint: Path, onnx_model: Path, fmt: ExportFormat, out_
         except Exception as error:  # noqa: BLE001
             return result(path, True, False, None, f"{path.name} was produced but its runtime failed on the check "
                                                    f"images: {type(error).__name__}: {error}")
-    expected = reference.logits(batch).argmax(axis=1)
+    expected = job.expected
     agreement = float(np.mean(tops == expected))
     same, total = int(np.sum(tops == expected)), len(images)
     caveat = f" {recipe.caveat}" if recipe.caveat else ""
@@ -228,6 +235,11 @@ def _produce_onnx(job: _Job) -> Path:
 
 def _predict_onnx(path: Path, job: _Job) -> np.ndarray:
     return _tops(OnnxModel.load(path).logits, job.batch)
+
+
+def _predict_copy(path: Path, job: _Job) -> np.ndarray:
+    """The float ONNX export is a byte-identical copy of the reference model: its answers are the reference's."""
+    return job.expected
 
 
 def _produce_onnx_int8(job: _Job) -> Path:
@@ -372,7 +384,7 @@ def _produce_coreml(job: _Job) -> Path:
 def _produce_docker(job: _Job) -> Path:
     from dermlens.export.docker import docker_context
 
-    return _zip(docker_context(job.onnx_model, job.work / "docker"), job.out_dir / "docker.zip")
+    return _zip(docker_context(job.onnx_model, job.work / "docker", job.reference), job.out_dir / "docker.zip")
 
 
 def _predict_docker(path: Path, job: _Job) -> np.ndarray:
@@ -392,7 +404,7 @@ def _predict_docker(path: Path, job: _Job) -> np.ndarray:
 
 
 RECIPES: dict[ExportFormat, _Recipe] = {
-    ExportFormat.onnx: _Recipe((), "", _produce_onnx, _predict_onnx),
+    ExportFormat.onnx: _Recipe((), "", _produce_onnx, _predict_copy),
     ExportFormat.onnx_int8: _Recipe(("onnx",), TRAIN_EXTRA, _produce_onnx_int8, _predict_onnx, caveat=INT8_CAVEAT),
     ExportFormat.torchscript: _Recipe(("torch",), TRAIN_EXTRA, _produce_torchscript, _predict_torchscript),
     ExportFormat.openvino: _Recipe(("openvino",), "pip install 'dermlens[export]' (or pip install openvino)",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dermlens.projects.errors import Invalid
 from dermlens.projects.intake import read_stored
+from dermlens.projects.schema import export_prefix
 
 CHECK_IMAGES = 16
 
@@ -24,7 +25,7 @@ def _format(name: str):
 
 
 def export_key(iteration_id: int, fmt, path: Path) -> str:
-    return f"export-{iteration_id}-{fmt.value}{''.join(path.suffixes) or '.bin'}"
+    return f"{export_prefix(iteration_id)}{fmt.value}{''.join(path.suffixes) or '.bin'}"
 
 
 def export_for_download(workspace, project_id: int, number: int, fmt_name: str):
@@ -51,7 +52,7 @@ def export_for_download(workspace, project_id: int, number: int, fmt_name: str):
 
 
 def _existing(workspace, iteration_id: int, fmt) -> list[str]:
-    return workspace.store.blobs.keys(f"export-{iteration_id}-{fmt.value}.")
+    return workspace.store.blobs.keys(f"{export_prefix(iteration_id)}{fmt.value}.")
 
 
 def exported_file(workspace, project_id: int, number: int, fmt_name: str) -> Path | None:

@@ -12,6 +12,7 @@ import socket
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from dermlens.projects.errors import Conflict, Invalid, NotFound
 from dermlens.projects.schema import Iteration, IterationKind, IterationStatus, Project, Tag, as_utc, utcnow
@@ -90,7 +91,7 @@ class Iterations:
         if kind is IterationKind.advanced:
             config["budget_minutes"] = float(budget_minutes)
         with self.database.session() as session:
-            for attempt in range(5):
+            for _ in range(5):
                 number = (session.scalar(select(func.max(Iteration.number)).where(
                     Iteration.project_id == project_id)) or 0) + 1
                 iteration = Iteration(project_id=project_id, number=number, kind=kind.value, config=config,
@@ -99,7 +100,7 @@ class Iterations:
                 try:
                     session.commit()
                     return iteration
-                except Exception:  # noqa: BLE001 (two requests took the same number: take the next)
+                except IntegrityError:  # two requests took the same number: take the next
                     session.rollback()
             raise Conflict("could not number the new iteration; try again")
 

@@ -28,6 +28,11 @@ def image_key(sha256: str) -> str:
     return f"{sha256}.png"
 
 
+def export_prefix(iteration_id: int) -> str:
+    """The object-store keys of an iteration's exports start with this (then the format)."""
+    return f"export-{iteration_id}-"
+
+
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every time dermlens stores is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

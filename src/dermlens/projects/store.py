@@ -34,6 +34,7 @@ from dermlens.projects.schema import (
     ProjectKind,
     Tag,
     TagKind,
+    export_prefix,
     image_key,
 )
 from dermlens.storage import ObjectStore
@@ -57,6 +58,18 @@ class AddedImages:
     added: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
+
+
+@dataclass
+class ProjectOverview:
+    """A project as the project list shows it: its counts, its tags and its published iteration's number."""
+
+    project: Project
+    images: int
+    iterations: int
+    published: int | None  # the number of the published iteration
+    tags: list[Tag] = field(default_factory=list)
+    tag_counts: dict[int, int] = field(default_factory=dict)  # images per tag id (0 for a tag without any)
 
 
 def _clean_name(name: str, what: str) -> str:
@@ -98,6 +111,24 @@ class ProjectStore:
         with self.database.session() as session:
             return list(session.scalars(select(Project).order_by(Project.id)))
 
+    def overview(self) -> list[ProjectOverview]:
+        """Every project with its counts, tags and published iteration: one grouped query each, not per project."""
+        with self.database.session() as session:
+            projects = list(session.scalars(select(Project).order_by(Project.id)))
+            images = dict(session.execute(select(ImageRecord.project_id, func.count())
+                                          .group_by(ImageRecord.project_id)).all())
+            iterations = dict(session.execute(select(Iteration.project_id, func.count())
+                                              .group_by(Iteration.project_id)).all())
+            published = dict(session.execute(select(Iteration.id, Iteration.number)
+                                             .join(Project, Project.published_iteration_id == Iteration.id)).all())
+            tags: dict[int, list[Tag]] = {}
+            for tag in session.scalars(select(Tag).order_by(Tag.id)):
+                tags.setdefault(tag.project_id, []).append(tag)
+            counts = dict(session.execute(select(Label.tag_id, func.count()).group_by(Label.tag_id)).all())
+        return [ProjectOverview(p, images.get(p.id, 0), iterations.get(p.id, 0), published.get(p.published_iteration_id),
+                                tags.get(p.id, []), {t.id: counts.get(t.id, 0) for t in tags.get(p.id, [])})
+                for p in projects]
+
     def project(self, project_id: int) -> Project:
         with self.database.session() as session:
             return self._project(session, project_id)
@@ -126,7 +157,7 @@ class ProjectStore:
 
     def forget_iteration(self, iteration: Iteration) -> None:
         """Delete a deleted iteration's objects: its model, its checkpoint and its exports."""
-        for key in (iteration.model_key, iteration.checkpoint_key, *self.blobs.keys(f"export-{iteration.id}-")):
+        for key in (iteration.model_key, iteration.checkpoint_key, *self.blobs.keys(export_prefix(iteration.id))):
             if key:
                 self.blobs.delete(key)
 
@@ -294,6 +325,23 @@ class ProjectStore:
                                      replace=project.kind == "multiclass")
             session.commit()
             return len(found)
+
+    def accept_suggestions(self, project_id: int, image_ids: Sequence[int], labelled_by: str = "") -> int:
+        """Tag each of these untagged images with its suggestion (the newest iteration's top tag, when the
+        project still has that tag); the others are left alone. -> how many images were tagged."""
+        with self.database.session() as session:
+            project = self._project(session, project_id)
+            suggestions = self._suggestions(session, project_id)
+            by_name = {t.name: t.id for t in session.scalars(select(Tag).where(Tag.project_id == project_id))}
+            wanted = [i for i in set(image_ids) if i in suggestions and suggestions[i].top_tag in by_name]
+            untagged = sorted(session.scalars(select(ImageRecord.id).where(
+                ImageRecord.project_id == project_id, ImageRecord.id.in_(wanted),
+                ~exists().where(Label.image_id == ImageRecord.id))))
+            for image_id in untagged:
+                self._set_labels(session, project, image_id, [by_name[suggestions[image_id].top_tag]], labelled_by,
+                                 replace=project.kind == "multiclass")
+            session.commit()
+            return len(untagged)
 
     def labelled_images(self, project_id: int) -> list[tuple[ImageRecord, list[int]]]:
         """Every tagged image with its tag ids: what an iteration trains on."""

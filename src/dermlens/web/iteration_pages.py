@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -13,10 +13,10 @@ from dermlens.api.errors import ClientError
 from dermlens.projects.errors import Conflict, ProjectError
 from dermlens.projects.schema import IterationStatus
 from dermlens.web.pages import render_page
-from dermlens.web.project_access import refused_page, safe_next, status_of
+from dermlens.web.project_access import require_page_access, safe_next
 from dermlens.web.project_pages import project_context
 
-router = APIRouter(prefix="/projects", include_in_schema=False)
+router = APIRouter(prefix="/projects", include_in_schema=False, dependencies=[Depends(require_page_access)])
 
 
 # iterations -----------------------------------------------------------------------------------------
@@ -28,18 +28,12 @@ def _metrics(iteration, threshold: float) -> dict | None:
     return metrics_at(iteration.metrics, threshold, multiclass=iteration.config.get("project_kind") == "multiclass")
 
 
-def _export_formats() -> list[dict[str, Any]]:
-    try:
-        from dermlens.export.formats import available_formats
-    except ImportError:  # an older core without the extra formats: ONNX is what every iteration has
-        return [{"format": "onnx", "reason": None}]
-    return [{"format": f.value, "reason": reason} for f, reason in available_formats().items()]
-
-
 def _iteration_page(request: Request, project_id: int, number: int, threshold: float = 0.5, status: int = 200,
                     **extra: Any) -> HTMLResponse:
+    from dermlens.api.routes.project_iterations import formats_out
+
     workspace = request.app.state.workspace
-    context = project_context(request, project_id, "iterations")
+    context = project_context(request, project_id, "iterations", published=True)
     iteration = workspace.iterations.get(project_id, number)
     metrics = _metrics(iteration, threshold)
     others = [i.number for i in workspace.iterations.list(project_id)
@@ -47,7 +41,7 @@ def _iteration_page(request: Request, project_id: int, number: int, threshold: f
     project = context["project"]
     context.update({"iteration": iteration, "metrics": metrics, "threshold": threshold, "others": others,
                     "published": project.published_iteration_id == iteration.id,
-                    "formats": _export_formats() if metrics is not None else [],
+                    "formats": formats_out() if metrics is not None else [],
                     "following": iteration.status in (IterationStatus.queued.value, IterationStatus.running.value)})
     return render_page(request, "project_iteration.html", {**context, **extra}, status)
 
@@ -55,13 +49,11 @@ def _iteration_page(request: Request, project_id: int, number: int, threshold: f
 @router.get("/{project_id}/iterations/{number}", response_class=HTMLResponse)
 def iteration_page(request: Request, project_id: int, number: int,
                    threshold: float = Query(0.5, ge=0.0, le=1.0)) -> Response:
-    return refused_page(request) or _iteration_page(request, project_id, number, threshold)
+    return _iteration_page(request, project_id, number, threshold)
 
 
 @router.post("/{project_id}/iterations/{number}/delete")
 def delete_iteration(request: Request, project_id: int, number: int) -> Response:
-    if refused := refused_page(request):
-        return refused
     try:
         request.app.state.workspace.iterations.delete(project_id, number)
     except Conflict as error:
@@ -73,8 +65,6 @@ def delete_iteration(request: Request, project_id: int, number: int) -> Response
 async def quick_test(request: Request, project_id: int, number: int) -> Response:
     from dermlens.api.routes.project_iterations import stored_upload
 
-    if refused := refused_page(request):
-        return refused
     publishing = request.app.state.workspace.publishing
     try:
         stored = await stored_upload(request)
@@ -82,25 +72,21 @@ async def quick_test(request: Request, project_id: int, number: int) -> Response
     except ClientError as error:
         return _iteration_page(request, project_id, number, status=error.status, quick_test_error=error.message)
     except ProjectError as error:
-        return _iteration_page(request, project_id, number, status=status_of(error), quick_test_error=str(error))
+        return _iteration_page(request, project_id, number, status=error.status, quick_test_error=str(error))
     return _iteration_page(request, project_id, number, quick_test=answer)
 
 
 @router.post("/{project_id}/iterations/{number}/publish", response_class=HTMLResponse)
 def publish(request: Request, project_id: int, number: int, name: Annotated[str, Form()] = "") -> Response:
-    if refused := refused_page(request):
-        return refused
     try:
         request.app.state.workspace.publishing.publish(project_id, number, name)
     except ProjectError as error:
-        return _iteration_page(request, project_id, number, status=status_of(error), publish_error=str(error))
+        return _iteration_page(request, project_id, number, status=error.status, publish_error=str(error))
     return RedirectResponse(f"/projects/{project_id}/iterations/{number}#publish", 303)
 
 
 @router.post("/{project_id}/unpublish")
 def unpublish(request: Request, project_id: int, next: Annotated[str, Form()] = "") -> Response:
-    if refused := refused_page(request):
-        return refused
     request.app.state.workspace.publishing.unpublish(project_id)
     back = next if next.startswith(f"/projects/{project_id}") else ""
     return RedirectResponse(safe_next(back or f"/projects/{project_id}/settings"), 303)
@@ -108,32 +94,24 @@ def unpublish(request: Request, project_id: int, next: Annotated[str, Form()] = 
 
 @router.post("/{project_id}/iterations/{number}/export", response_class=HTMLResponse)
 async def export(request: Request, project_id: int, number: int, format: Annotated[str, Form()] = "onnx") -> Response:
-    from dermlens.projects.exporting import export_for_download
+    from dermlens.api.routes.project_iterations import export_out
 
-    if refused := refused_page(request):
-        return refused
     workspace = request.app.state.workspace
     try:
-        result = await run_in_threadpool(export_for_download, workspace, project_id, number, format)
+        exported = await run_in_threadpool(export_out, workspace, project_id, number, format)
     except ProjectError as error:
-        return _iteration_page(request, project_id, number, status=status_of(error), export_error=str(error))
-    download = (f"/api/v1/projects/{project_id}/iterations/{number}/exports/{result.format.value}"
-                if result.produced else None)
-    return _iteration_page(request, project_id, number, exported={
-        "format": result.format.value, "produced": result.produced, "verified": result.verified,
-        "agreement": result.agreement, "message": result.message, "download": download})
+        return _iteration_page(request, project_id, number, status=error.status, export_error=str(error))
+    return _iteration_page(request, project_id, number, exported=exported)
 
 
 @router.get("/{project_id}/iterations/{number}/model", response_class=HTMLResponse)
 def model_page(request: Request, project_id: int, number: int) -> Response:
     """The network's layers, output shapes and parameter counts (``GET .../summary`` in the API)."""
-    from dermlens.export.summary import model_summary
+    from dermlens.api.routes.project_iterations import iteration_summary
 
-    if refused := refused_page(request):
-        return refused
     workspace = request.app.state.workspace
     iteration = workspace.iterations.completed(project_id, number)
-    summary = model_summary(workspace.publishing.model_path(iteration)).to_dict()
+    summary = iteration_summary(workspace, iteration)
     context = project_context(request, project_id, "iterations")
     return render_page(request, "project_model.html", {**context, "iteration": iteration, "summary": summary})
 
@@ -143,8 +121,6 @@ def compare_page(request: Request, project_id: int, first: int, second: int,
                  threshold: float = Query(0.5, ge=0.0, le=1.0)) -> Response:
     from dermlens.projects.metrics import compare
 
-    if refused := refused_page(request):
-        return refused
     iterations = request.app.state.workspace.iterations
     a, b = iterations.completed(project_id, first), iterations.completed(project_id, second)
     ma, mb = _metrics(a, threshold), _metrics(b, threshold)
@@ -157,21 +133,19 @@ def compare_page(request: Request, project_id: int, first: int, second: int,
 
 # review and settings --------------------------------------------------------------------------------
 def _review_page(request: Request, project_id: int, status: int = 200, **extra: Any) -> HTMLResponse:
-    context = project_context(request, project_id, "review")
+    context = project_context(request, project_id, "review", tags=True)
     context["predictions"] = request.app.state.workspace.publishing.review(project_id)
     return render_page(request, "project_review.html", {**context, **extra}, status)
 
 
 @router.get("/{project_id}/review", response_class=HTMLResponse)
 def review_page(request: Request, project_id: int) -> Response:
-    return refused_page(request) or _review_page(request, project_id)
+    return _review_page(request, project_id)
 
 
 @router.post("/{project_id}/review/{prediction_id}/{verdict}", response_class=HTMLResponse)
 def review_verdict(request: Request, project_id: int, prediction_id: int, verdict: str,
                    tag_id: Annotated[int | None, Form()] = None) -> Response:
-    if refused := refused_page(request):
-        return refused
     publishing = request.app.state.workspace.publishing
     try:
         if verdict == "confirm":
@@ -181,5 +155,5 @@ def review_verdict(request: Request, project_id: int, prediction_id: int, verdic
         else:
             return _review_page(request, project_id, 422, review_error="Choose the right tag, or confirm.")
     except ProjectError as error:
-        return _review_page(request, project_id, status_of(error), review_error=str(error))
+        return _review_page(request, project_id, error.status, review_error=str(error))
     return RedirectResponse(f"/projects/{project_id}/review", 303)

@@ -2,7 +2,10 @@
 
 The admin token is kept in an HttpOnly, SameSite=Strict cookie after the sign-in form, so another site
 cannot make a browser send it; a post the browser says comes from another site (``Sec-Fetch-Site``,
-``Origin``) is refused as well.
+``Origin``) is refused as well. The page routers check every request with `require_page_access` and
+answer a refusal through the exception handler `answer_refusal`:
+
+    router = APIRouter(prefix="/projects", include_in_schema=False, dependencies=[Depends(require_page_access)])
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dermlens.api.auth import ADMIN_COOKIE, is_admin
-from dermlens.projects.errors import Conflict, NotFound, ProjectError, Unauthorized
 from dermlens.web.pages import render_error, render_page
 
 router = APIRouter(prefix="/projects", include_in_schema=False)
@@ -52,9 +54,23 @@ def refused_page(request: Request) -> Response | None:
     return RedirectResponse(f"/projects/login?next={quote(safe_next(target), safe='')}", 303)
 
 
-def status_of(error: ProjectError) -> int:
-    """The status the API gives the same refusal (`dermlens.api.errors.install_project_error_handler`)."""
-    return {NotFound: 404, Conflict: 409, Unauthorized: 401}.get(type(error), 422)
+class PageRefused(Exception):
+    """A request a project page refuses; ``response`` is what it gets instead (from `refused_page`)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def require_page_access(request: Request) -> None:
+    """The dependency of the project page routers: raise `PageRefused` unless the request may go on."""
+    if (refused := refused_page(request)) is not None:
+        raise PageRefused(refused)
+
+
+def answer_refusal(request: Request, refused: PageRefused) -> Response:
+    """The app's exception handler for `PageRefused` (registered in `dermlens.api.app.create_app`)."""
+    return refused.response
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -15,7 +15,7 @@ from dermlens.api.auth import require_admin
 from dermlens.api.errors import ClientError
 from dermlens.projects.intake import ArchiveEntry, ZipLimits, zip_entries
 from dermlens.projects.schema import as_utc
-from dermlens.projects.store import ImageRow
+from dermlens.projects.store import AddedImages, ImageRow
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/images", tags=["project images"],
                    dependencies=[Depends(require_admin)])
@@ -72,19 +72,25 @@ async def form_entries(request: Request) -> tuple[list[ArchiveEntry], list[int]]
     return entries, tag_ids
 
 
+async def import_upload(request: Request, project_id: int) -> AddedImages:
+    """Store the images of an upload form (`form_entries`) in the project, for this route and the project
+    page's plain upload form."""
+    from dermlens.projects.imports import import_entries
+
+    workspace = request.app.state.workspace
+    workspace.store.project(project_id)  # before reading the form
+    entries, tag_ids = await form_entries(request)
+    return await run_in_threadpool(import_entries, workspace.store, project_id, entries, tag_ids=tag_ids,
+                                   source="upload", labelled_by="admin",
+                                   max_pixels=request.app.state.settings.max_pixels)
+
+
 @router.post("", status_code=201, summary="Upload images: many files, a folder, a zip, or images with a CSV")
 async def upload_images(request: Request, project_id: int) -> dict[str, Any]:
     """Images are stored without metadata and deduplicated by content. Folder names (folder per tag) or
     a CSV of labels (ISIC/HAM10000 metadata, ISIC one-hot, or image_id,label) tag them, creating tags
     that do not exist yet; the ``tag`` fields tag every image sent."""
-    from dermlens.projects.imports import import_entries
-
-    workspace = request.app.state.workspace
-    workspace.store.project(project_id)
-    entries, tag_ids = await form_entries(request)
-    settings = request.app.state.settings
-    result = await run_in_threadpool(import_entries, workspace.store, project_id, entries, tag_ids=tag_ids,
-                                     source="upload", labelled_by="admin", max_pixels=settings.max_pixels)
+    result = await import_upload(request, project_id)
     return {"added": result.added, "duplicates": result.duplicates,
             "refused": [{"name": n, "reason": r} for n, r in result.refused]}
 

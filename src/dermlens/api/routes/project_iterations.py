@@ -4,6 +4,8 @@ token."""
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
@@ -60,20 +62,26 @@ async def stored_upload(request: Request, field: str = "image") -> StoredImage:
     return image_from_pixels(pixels, "upload")
 
 
-@router.post("/iterations", status_code=202, dependencies=admin, summary="Train an iteration (a background job)")
-def train(request: Request, project_id: int, body: TrainIn) -> dict[str, Any]:
-    """Queues the iteration and starts a training process; follow it with GET .../iterations/{number}.
-    Refused (422) when a tag has fewer than 5 images; a warning says when tags are unbalanced."""
+def queue_training(request: Request, project_id: int, kind: str, budget_minutes: float) -> Iteration:
+    """Queue an iteration and, when this server starts the workers, start one (refused first when this
+    install cannot train); for this API and the project page's train form."""
     from dermlens.projects.jobs import check_can_train, start_worker
 
     workspace = request.app.state.workspace
     local = request.app.state.settings.start_workers
     if local:
         check_can_train()
-    iteration = workspace.iterations.queue(project_id, body.kind, budget_minutes=body.budget_minutes)
+    iteration = workspace.iterations.queue(project_id, kind, budget_minutes=budget_minutes)
     if local:
         start_worker(workspace.data_dir, workspace.database_url)
-    return iteration_out(iteration)
+    return iteration
+
+
+@router.post("/iterations", status_code=202, dependencies=admin, summary="Train an iteration (a background job)")
+def train(request: Request, project_id: int, body: TrainIn) -> dict[str, Any]:
+    """Queues the iteration and starts a training process; follow it with GET .../iterations/{number}.
+    Refused (422) when a tag has fewer than 5 images; a warning says when tags are unbalanced."""
+    return iteration_out(queue_training(request, project_id, body.kind, body.budget_minutes))
 
 
 @router.get("/iterations", dependencies=admin, summary="The project's iterations")
@@ -168,34 +176,54 @@ def confirm(request: Request, project_id: int, prediction_id: int) -> dict[str, 
     return {"status": "confirmed"}
 
 
-@router.get("/iterations/{number}/summary", dependencies=admin, summary="The network's layers, shapes, parameters")
-def model_summary(request: Request, project_id: int, number: int) -> dict[str, Any]:
+@functools.lru_cache(maxsize=16)
+def _summary(model_path: str):
+    """The summary of one model file (an iteration's model never changes, and its path names its key)."""
     from dermlens.export.summary import model_summary as summarise
 
+    return summarise(Path(model_path))
+
+
+def iteration_summary(workspace, iteration: Iteration) -> dict[str, Any]:
+    """A completed iteration's network: layers, output shapes, parameters (`dermlens.export.summary`)."""
+    return _summary(str(workspace.publishing.model_path(iteration))).to_dict()
+
+
+@router.get("/iterations/{number}/summary", dependencies=admin, summary="The network's layers, shapes, parameters")
+def model_summary(request: Request, project_id: int, number: int) -> dict[str, Any]:
     workspace = request.app.state.workspace
-    iteration = workspace.iterations.completed(project_id, number)
-    return summarise(workspace.publishing.model_path(iteration)).to_dict()
+    return iteration_summary(workspace, workspace.iterations.completed(project_id, number))
+
+
+def formats_out() -> list[dict[str, Any]]:
+    """Every export format and, when it cannot be produced here, what to install."""
+    from dermlens.export.formats import available_formats
+
+    return [{"format": f.value, "available": reason is None, "reason": reason}
+            for f, reason in available_formats().items()]
 
 
 @router.get("/exports", dependencies=admin, summary="Export formats and whether each can be produced here")
 def export_formats(request: Request, project_id: int) -> list[dict[str, Any]]:
-    from dermlens.export.formats import available_formats
-
     request.app.state.workspace.store.project(project_id)
-    return [{"format": f.value, "available": reason is None, "reason": reason}
-            for f, reason in available_formats().items()]
+    return formats_out()
+
+
+def export_out(workspace, project_id: int, number: int, fmt: str) -> dict[str, Any]:
+    """Export an iteration and check it (`export_for_download`); -> what happened, with the download URL."""
+    from dermlens.projects.exporting import export_for_download
+
+    result = export_for_download(workspace, project_id, number, fmt)
+    download = (f"/api/v1/projects/{project_id}/iterations/{number}/exports/{result.format.value}"
+                if result.produced else None)
+    return {"format": result.format.value, "produced": result.produced, "verified": result.verified,
+            "agreement": result.agreement, "message": result.message, "download": download}
 
 
 @router.post("/iterations/{number}/export", dependencies=admin,
              summary="Export an iteration, load it back and check it against the original")
 def export_iteration(request: Request, project_id: int, number: int, body: ExportIn) -> dict[str, Any]:
-    from dermlens.projects.exporting import export_for_download
-
-    result = export_for_download(request.app.state.workspace, project_id, number, body.format)
-    download = (f"/api/v1/projects/{project_id}/iterations/{number}/exports/{result.format.value}"
-                if result.produced else None)
-    return {"format": result.format.value, "produced": result.produced, "verified": result.verified,
-            "agreement": result.agreement, "message": result.message, "download": download}
+    return export_out(request.app.state.workspace, project_id, number, body.format)
 
 
 @router.get("/iterations/{number}/exports/{fmt}", dependencies=admin, summary="Download an export",

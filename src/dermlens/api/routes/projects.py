@@ -35,13 +35,17 @@ def project_out(request: Request, project: Project) -> dict[str, Any]:
     workspace = request.app.state.workspace
     published = None
     if project.published_iteration_id is not None:
-        iteration = workspace.iterations.by_id(project.published_iteration_id)
-        published = {"name": project.published_name, "iteration": iteration.number,
-                     "endpoint": f"/api/v1/projects/{project.id}/predict"}
-    counts = workspace.store.tag_counts(project.id)
+        published = workspace.iterations.by_id(project.published_iteration_id).number
+    return _project_out(project, published, workspace.store.tags(project.id), workspace.store.tag_counts(project.id))
+
+
+def _project_out(project: Project, published: int | None, tags: list[Tag], counts: dict[int, int]) -> dict[str, Any]:
+    """A project with the number of its published iteration, its tags and their image counts."""
+    endpoint = None if published is None else {"name": project.published_name, "iteration": published,
+                                                "endpoint": f"/api/v1/projects/{project.id}/predict"}
     return {"id": project.id, "name": project.name, "kind": project.kind, "description": project.description,
-            "created_at": as_utc(project.created_at).isoformat(), "published": published,
-            "tags": [tag_out(t, counts.get(t.id, 0)) for t in workspace.store.tags(project.id)]}
+            "created_at": as_utc(project.created_at).isoformat(), "published": endpoint,
+            "tags": [tag_out(t, counts.get(t.id, 0)) for t in tags]}
 
 
 def tag_out(tag: Tag, images: int) -> dict[str, Any]:
@@ -50,7 +54,8 @@ def tag_out(tag: Tag, images: int) -> dict[str, Any]:
 
 @router.get("", summary="List projects")
 def list_projects(request: Request) -> list[dict[str, Any]]:
-    return [project_out(request, p) for p in request.app.state.workspace.store.projects()]
+    return [_project_out(row.project, row.published, row.tags, row.tag_counts)
+            for row in request.app.state.workspace.store.overview()]
 
 
 @router.post("", status_code=201, summary="Create a project (its prediction key is shown this once)")
