@@ -53,7 +53,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
 def test_main_help_lists_every_command(runner):
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    assert set(COMMANDS) == {"train", "evaluate", "export", "predict", "info", "backbones", "experiment", "serve",
+    assert set(COMMANDS) == {"train", "ensemble", "evaluate", "export", "predict", "info", "backbones", "experiment", "serve",
                              "project"}
     for command in COMMANDS:
         assert command in result.output

@@ -67,6 +67,24 @@ def train(
 
 @app.command()
 @friendly_errors
+def ensemble(
+    models: Annotated[list[Path], typer.Argument(help="Two or more checkpoints (best.pt) trained on one "
+                                                 "split; the first sets the input size.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the ensemble's best.pt, summary and "
+                                      "evaluation.")],
+    data: Annotated[Path | None, typer.Option("--data", help="The members' dataset, when it has moved "
+                                              "since training.")] = None,
+) -> None:
+    """Combine trained models into one: their calibrated probabilities averaged, then calibrated and
+    tested on their split. Export it with `dermlens export` like any checkpoint."""
+    from dermlens.training.ensemble import combine
+
+    run = combine(models, out, data_path=str(data) if data else None)
+    typer.echo(str(run.best_checkpoint))
+
+
+@app.command()
+@friendly_errors
 def experiment(
     file: Annotated[Path, typer.Argument(help="An experiment file (see configs/experiments/).")],
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the run folders and the "
@@ -129,6 +147,8 @@ def export(
     no_gates: Annotated[bool, typer.Option("--no-gates", help="Export without the not-skin check.")] = False,
     card: Annotated[Path | None, typer.Option("--card", help="YAML with model-card facts (data, "
                                                  "licence, recipe, limits) to embed.")] = None,
+    half_weights: Annotated[bool, typer.Option("--half-weights", help="Store the weights as float16: "
+                                               "half the file, still computed in float32.")] = False,
 ) -> None:
     """Export a checkpoint to ONNX: classes, preprocessing, temperature and serving gates travel inside."""
     from dermlens.export.onnx import export_onnx
@@ -139,7 +159,8 @@ def export(
         typer.secho("note: no training data found for this checkpoint; exported without the not-skin "
                     "check (pass --data)", err=True)
     card_facts = _read_card(card) if card else None
-    typer.echo(str(export_onnx(model, out, density=density, gates=gates, model_card=card_facts)))
+    typer.echo(str(export_onnx(model, out, density=density, gates=gates, model_card=card_facts,
+                               half_weights=half_weights)))
 
 
 def _read_card(path: Path) -> dict:

@@ -79,6 +79,25 @@ def test_an_iteration_whose_process_died_is_marked_failed(workspace):
     assert workspace.iterations.recover_interrupted(stale_after=timedelta(seconds=-1)) == [alive.id]
 
 
+def test_a_killed_runner_not_yet_reaped_counts_as_gone(workspace):
+    """A SIGKILLed training process stays a zombie until its parent reaps it; it still answers signal 0."""
+    import os
+    import signal
+    import time
+
+    project = tagged_project(workspace, {"a": 5, "b": 5})
+    workspace.iterations.queue(project.id, "quick")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        time.sleep(0.5)  # dead, not reaped: a zombie
+        os.kill(child.pid, 0)  # the check a plain pid test would make passes
+        claimed = workspace.iterations.claim(f"{worker_name().rpartition(':')[0]}:{child.pid}")
+        assert workspace.iterations.recover_interrupted() == [claimed.id]
+    finally:
+        child.wait()
+
+
 def test_advanced_training_refuses_a_multilabel_project_and_a_silly_budget(workspace):
     project, _ = workspace.store.create_project("ml", kind="multilabel")
     with pytest.raises(Invalid, match="multilabel"):

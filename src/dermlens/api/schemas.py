@@ -86,6 +86,8 @@ class ModelOut(BaseModel):
     version: str | None
     backbone: str | None
     input_size: list[int] = Field(description="[width, height] in pixels.")
+    members: list[dict] = Field(default_factory=list, description="An ensemble's members ({name, backbone, "
+                                "width, height}), the first one primary; empty for a single model.")
     classes: list[dict[str, str]] = Field(description="[{code, name}] in the order of the model outputs.")
     held_out: dict | None
     external: dict | None

@@ -31,8 +31,11 @@ FREE_SIZE = ("map_height", "map_width")
 _RESHAPES = ("Flatten", "Reshape", "Squeeze", "Identity", "Dropout")
 
 
-def add_class_maps(proto: onnx.ModelProto) -> onnx.ModelProto:
+def add_class_maps(proto: onnx.ModelProto, head_output: str = LOGITS) -> onnx.ModelProto:
     """A copy of ``proto`` with the output ``class_maps``; a model that already has it is returned as is.
+
+    ``head_output`` names the output of the linear head whose weights make the maps (an ensemble's
+    primary member; `dermlens.export.onnx`).
 
     >>> import onnx                                                      # doctest: +SKIP
     >>> onnx.save(add_class_maps(onnx.load("model.onnx")), "model.onnx")  # doctest: +SKIP
@@ -42,13 +45,13 @@ def add_class_maps(proto: onnx.ModelProto) -> onnx.ModelProto:
 
     if any(output.name == CLASS_MAPS for output in proto.graph.output):
         return proto
-    if not any(output.name == LOGITS for output in proto.graph.output):
-        raise ModelFileError("the model has no output named 'logits'; it is not a dermlens export")
+    if not any(output.name == head_output for output in proto.graph.output):
+        raise ModelFileError(f"the model has no output named {head_output!r}; it is not a dermlens export")
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     graph = model.graph
     producers = {output: node for node in graph.node for output in node.output}
-    head = _head_node(producers)
+    head = _head_node(producers, head_output)
     features, pool = _pooled_input(head, producers, graph)
     weight = _head_weight(head, graph, producers)  # (n_classes, C): logits = pooled @ weight.T + bias
     if weight.ndim != 2:
@@ -70,16 +73,18 @@ def add_class_maps(proto: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _head_node(producers: dict) -> onnx.NodeProto:
-    """The Gemm or MatMul whose result is ``logits`` (directly or through a bias Add)."""
-    node = producers.get(LOGITS)
+def _head_node(producers: dict, head_output: str) -> onnx.NodeProto:
+    """The Gemm or MatMul whose result is ``head_output`` (directly or through a bias Add)."""
+    node = producers.get(head_output)
     if node is None:
-        raise ModelFileError("no node computes 'logits'; class maps need a linear head")
+        raise ModelFileError(f"no node computes {head_output!r}; class maps need a linear head")
+    while node.op_type == "Identity" and node.input[0] in producers:
+        node = producers[node.input[0]]
     if node.op_type == "Add":
         node = next((producers[i] for i in node.input if i in producers
                      and producers[i].op_type in ("Gemm", "MatMul")), node)
     if node.op_type not in ("Gemm", "MatMul"):
-        raise ModelFileError(f"'logits' comes from a {node.op_type} node, not a linear head (Gemm/MatMul); "
+        raise ModelFileError(f"{head_output!r} comes from a {node.op_type} node, not a linear head (Gemm/MatMul); "
                              f"class maps need backbone -> global average pooling -> linear head")
     return node
 

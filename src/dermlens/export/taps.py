@@ -21,25 +21,35 @@ def channel_statistics(maps: torch.Tensor) -> torch.Tensor:
 
 
 class TappedClassifier(nn.Module):
-    """``image -> (logits, statistics of backbone.<tap>)``; an empty tap uses the pooled features."""
+    """``image -> (logits, statistics of backbone.<tap>)``; an empty tap uses the pooled features.
 
-    def __init__(self, model: nn.Module, tap: str) -> None:
+    For an ensemble (`dermlens.models.ensemble`) the statistics are its primary member's, and with
+    ``head=True`` a third output is that member's own logits (the class maps are computed from its head).
+    """
+
+    def __init__(self, model: nn.Module, tap: str, *, head: bool = False) -> None:
         super().__init__()
         self.model = model
         self.tap = tap
-        self._maps: list[torch.Tensor] = []  # the hook keeps only the latest feature map
-        if tap:
-            try:
-                module = model.backbone.get_submodule(tap)
-            except AttributeError:
-                raise ModelFileError(f"the backbone has no module {tap!r} for the not-skin check") from None
-            module.register_forward_hook(lambda _module, _inputs, output: self._maps.__setitem__(slice(None), [output]))
+        self.head = head
+        self._outputs: dict[str, torch.Tensor] = {}  # the hooks keep only the latest tensors
+        primary = getattr(model, "primary", model)
+        try:
+            module = primary.backbone.get_submodule(tap) if tap else primary.backbone
+        except AttributeError:
+            raise ModelFileError(f"the backbone has no module {tap!r} for the not-skin check") from None
+        module.register_forward_hook(self._keep("maps"))
+        if head:
+            primary.classifier.register_forward_hook(self._keep("head"))
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled = self.model.features(image)
-        logits = self.model.head(pooled)
-        statistics = channel_statistics(self._maps[-1]) if self.tap else pooled
-        return logits, statistics
+    def _keep(self, key: str):
+        return lambda _module, _inputs, output: self._outputs.__setitem__(key, output)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = self.model(image)
+        maps = self._outputs["maps"]
+        statistics = channel_statistics(maps) if self.tap else maps
+        return (logits, statistics, self._outputs["head"]) if self.head else (logits, statistics)
 
 
 def density_tap(model: nn.Module) -> str:

@@ -39,6 +39,12 @@ def card_summary(model: OnnxModel) -> str:
     lines.append(f"backbone: {info.get('backbone')}, input {prep.width}x{prep.height}"
                  + (f", Shades-of-Gray colour constancy (p={prep.colour_constancy:g})"
                     if prep.colour_constancy else ""))
+    members = info.get("members") or []
+    if members:
+        lines.append(f"ensemble of {len(members)}, probabilities averaged: " + "; ".join(
+            f"{m.get('name')} ({m.get('backbone')}, {m.get('width')}x{m.get('height')}"
+            + (f", colour constancy p={m['colour_constancy']:g}" if m.get("colour_constancy") else "") + ")"
+            for m in members))
     lines.append("classes: " + ", ".join(f"{c} ({display_name(c)})" for c in model.classes))
     for key, label in (("data", "data"), ("licence", "licence"), ("recipe", "recipe")):
         if card.get(key):
@@ -86,6 +92,8 @@ def card_facts(model: OnnxModel) -> dict:
         "version": card.get("version"),
         "backbone": info.get("backbone"),
         "input_size": [model.preprocessing.width, model.preprocessing.height],
+        "members": [{k: m.get(k) for k in ("name", "backbone", "width", "height")}
+                    for m in info.get("members") or []],
         "classes": [{"code": c, "name": display_name(c)} for c in model.classes],
         "held_out": _held_out(info),
         "external": card.get("external"),

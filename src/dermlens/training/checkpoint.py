@@ -31,13 +31,18 @@ class ModelInfo:
     decision_bias: tuple[float, ...] | None = None  # see dermlens.inference.decision
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: an ensemble's members, one line each (name, backbone, input size, temperature); empty otherwise
+    members: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backbone": self.backbone, "classes": list(self.classes),
-                "preprocessing": self.preprocessing.to_dict(), "dropout": self.dropout,
-                "n_metadata": self.n_metadata, "temperature": self.temperature,
-                "decision_bias": None if self.decision_bias is None else list(self.decision_bias),
-                "config": self.config, "metrics": self.metrics}
+        values = {"backbone": self.backbone, "classes": list(self.classes),
+                  "preprocessing": self.preprocessing.to_dict(), "dropout": self.dropout,
+                  "n_metadata": self.n_metadata, "temperature": self.temperature,
+                  "decision_bias": None if self.decision_bias is None else list(self.decision_bias),
+                  "config": self.config, "metrics": self.metrics}
+        if self.members:
+            values["members"] = [dict(member) for member in self.members]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelInfo":
@@ -48,7 +53,8 @@ class ModelInfo:
                    decision_bias=None if values.get("decision_bias") is None
                    else tuple(float(v) for v in values["decision_bias"]),
                    config=values.get("config", {}),
-                   metrics=values.get("metrics", {}))
+                   metrics=values.get("metrics", {}),
+                   members=tuple(values.get("members", ())))
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -68,6 +74,14 @@ def save_model(model, info: ModelInfo, path: Path, *, state_dict: dict | None = 
     atomic_save({"format": FORMAT, "version": VERSION, "info": info.to_dict(),
                  "state_dict": state_dict if state_dict is not None else module.state_dict(),
                  **extra}, path)
+
+
+def save_ensemble(members: list[tuple[Any, ModelInfo]], info: ModelInfo, path: Path) -> None:
+    """Write an ensemble checkpoint: ``info`` describes the whole, each member keeps its own checkpoint
+    entry (weights and `ModelInfo`), so `load_model` rebuilds the `EnsembleClassifier`."""
+    atomic_save({"format": FORMAT, "version": VERSION, "info": info.to_dict(),
+                 "members": [{"info": member_info.to_dict(), "state_dict": model.state_dict()}
+                             for model, member_info in members]}, path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -94,19 +108,33 @@ def load_model(path: str | Path):
 
     >>> model, info = load_model("runs/ham/best.pt")   # doctest: +SKIP
     """
-    from dermlens.models import create_model
-
-    from dermlens.data.metadata import N_FEATURES
-
     blob = read_checkpoint(path)
     info = ModelInfo.from_dict(blob["info"])
+    if "members" in blob:
+        return _load_ensemble(path, blob["members"]), info
+    return _build_model(path, info, blob["state_dict"]), info
+
+
+def _load_ensemble(path: str | Path, members: list[dict]):
+    from dermlens.models.ensemble import EnsembleClassifier
+
+    infos = [ModelInfo.from_dict(member["info"]) for member in members]
+    models = [_build_model(path, info, member["state_dict"]) for info, member in zip(infos, members)]
+    return EnsembleClassifier(models, [info.temperature for info in infos],
+                              [info.preprocessing for info in infos]).eval()
+
+
+def _build_model(path: str | Path, info: ModelInfo, state_dict: dict):
+    from dermlens.data.metadata import N_FEATURES
+    from dermlens.models import create_model
+
     if info.n_metadata not in (0, N_FEATURES):
         raise ModelFileError(f"{path} expects {info.n_metadata} patient metadata features; this "
                              f"version of dermlens encodes {N_FEATURES} (age, sex, body site)")
     model = create_model(info.backbone, len(info.classes), pretrained=False, dropout=info.dropout,
                          n_metadata=info.n_metadata)
     try:
-        model.load_state_dict(blob["state_dict"], strict=True)
+        model.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:
         raise ModelFileError(f"weights in {path} do not match backbone {info.backbone}: {error}") from None
-    return model.eval(), info
+    return model.eval()

@@ -10,6 +10,7 @@ so ``dermlens train --data D --out R`` without ``--config`` trains it too.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -96,10 +97,22 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleMember:
+    """One member of an ensemble recipe: the recipe above it with ``settings`` changed."""
+
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)  # dotted keys, e.g. {"data.height": 150}
+    share: float = 1.0  # its share of the run's time budget (training.max_minutes)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    #: train these members one after another on one split and answer with their average
+    #: (`dermlens.training.ensemble`); empty: one model
+    ensemble: tuple[EnsembleMember, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -116,6 +129,10 @@ def _plain(value: Any) -> Any:
 def _coerce(kind: Any, value: Any, where: str) -> Any:
     """Turn a YAML or command-line value into the field's declared type, or say what is expected."""
     origin = typing.get_origin(kind)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping, got {value!r}")
@@ -188,6 +205,15 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    return _build(RunConfig, tree, "")
+
+
+def config_from_dict(tree: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
+    """A `RunConfig` from its `to_dict` form (a checkpoint's or a run folder's), with overrides."""
+    tree = copy.deepcopy(tree)
+    for item in overrides or []:
         key, raw = item.split("=", 1)
         _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
     return _build(RunConfig, tree, "")

@@ -222,6 +222,10 @@ def fit(config: RunConfig, out_dir: str | Path, *, resume: bool = True) -> Run:
     from dermlens.training.distributed import Distributed
 
     out_dir = Path(out_dir)
+    if config.ensemble:
+        from dermlens.training.ensemble import fit_ensemble
+
+        return fit_ensemble(config, out_dir, resume=resume)
     t = config.training
     pretrained = config.model.pretrained or bool(config.model.weights_path)
     if not pretrained and t.finetune != "all":

@@ -74,8 +74,14 @@ def predict_logits(model: nn.Module, normalizer: Normalizer, images: np.ndarray,
         out = model.features(inputs) if features_only else model(inputs, _rows(metadata, chunk))
         outputs.append(out.float().numpy())
     model.train(was_training)
-    width = model.n_features if features_only else model.classifier.out_features
-    return np.concatenate(outputs) if outputs else np.zeros((0, width), np.float32)
+    if outputs:
+        return np.concatenate(outputs)
+    return np.zeros((0, model.n_features if features_only else _n_classes(model)), np.float32)
+
+
+def _n_classes(model: nn.Module) -> int:
+    primary = getattr(model, "primary", model)  # an ensemble answers with its members' classes
+    return primary.classifier.out_features
 
 
 def train_head(classifier: nn.Linear, features: np.ndarray, targets: np.ndarray, *,
