@@ -74,12 +74,14 @@ def ensemble(
                                       "evaluation.")],
     data: Annotated[Path | None, typer.Option("--data", help="The members' dataset, when it has moved "
                                               "since training.")] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="A name per member, in order "
+                                                   "(default: their run folders' names).")] = None,
 ) -> None:
     """Combine trained models into one: their calibrated probabilities averaged, then calibrated and
     tested on their split. Export it with `dermlens export` like any checkpoint."""
     from dermlens.training.ensemble import combine
 
-    run = combine(models, out, data_path=str(data) if data else None)
+    run = combine(models, out, names=name or None, data_path=str(data) if data else None)
     typer.echo(str(run.best_checkpoint))
 
 

@@ -211,3 +211,10 @@ def test_cli_combines_finished_runs(ensemble_run, tmp_path):
     assert [m["name"] for m in summary["members"]] == ["small", "large"]  # the first one is primary
     bad = CliRunner().invoke(app, ["ensemble", members[0], "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "at least two" in bad.output
+    named = CliRunner().invoke(app, ["ensemble", *members, "--name", "fast", "--name", "fine",
+                                     "--out", str(tmp_path / "named")])
+    assert named.exit_code == 0, named.output
+    summary = json.loads((tmp_path / "named" / "summary.json").read_text())
+    assert [m["name"] for m in summary["members"]] == ["fast", "fine"]
+    one_name = CliRunner().invoke(app, ["ensemble", *members, "--name", "fast", "--out", str(tmp_path / "x")])
+    assert one_name.exit_code == 2 and "one distinct name per member" in one_name.output

@@ -99,7 +99,7 @@ def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None =
     """
     from dermlens.inference.decision import decision_bias
     from dermlens.training.augment import Normalizer
-    from dermlens.training.checkpoint import ModelInfo, load_model, save_ensemble
+    from dermlens.training.checkpoint import load_model, save_ensemble
     from dermlens.training.dataprep import prepare_data
     from dermlens.training.finish import calibrate_and_test, report_held_out
     from dermlens.training.fit import BEST, Run, _validation_scores
@@ -109,7 +109,9 @@ def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None =
     checkpoints = [Path(c) for c in checkpoints]
     if len(checkpoints) < 2:
         raise ConfigError("an ensemble needs at least two models")
-    names = names or [_member_name(c) for c in checkpoints]
+    names = list(names) if names else [_member_name(c) for c in checkpoints]
+    if len(names) != len(checkpoints) or len(set(names)) != len(names):
+        raise ConfigError(f"give one distinct name per member: {len(checkpoints)} models, names {names}")
     members = [load_model(c) for c in checkpoints]
     infos = [info for _, info in members]
     _check_compatible(checkpoints, infos)
@@ -136,24 +138,31 @@ def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None =
     result = calibrate_and_test(logits_of, data, bias, out_dir,
                                 f"dermlens ensemble of {len(members)}", val_logits=val_logits)
     minutes = minutes_before + (time.monotonic() - started) / 60
-    member_lines = tuple(
-        {"name": name, "backbone": info.backbone, "height": info.preprocessing.height,
-         "width": info.preprocessing.width, "colour_constancy": info.preprocessing.colour_constancy,
-         "temperature": info.temperature,
-         "checkpoint": str(path), **_member_scores(info)}
-        for name, info, path in zip(names, infos, checkpoints))
-    info = ModelInfo(backbone=infos[0].backbone, classes=infos[0].classes,
-                     preprocessing=infos[0].preprocessing, dropout=infos[0].dropout,
-                     temperature=result.temperature, decision_bias=bias,
-                     config=(config.to_dict() if config is not None else primary.to_dict()),
-                     members=member_lines)
+    info = _ensemble_info(names, checkpoints, infos, result.temperature, bias,
+                          config.to_dict() if config is not None else primary.to_dict())
     info.metrics = {**result.summary(), "prior_tau": tau, "validation": validation,
-                    "members": [dict(line) for line in member_lines], "minutes": round(minutes, 2)}
+                    "members": [dict(line) for line in info.members], "minutes": round(minutes, 2)}
     save_ensemble(members, info, out_dir / BEST)
     (out_dir / "summary.json").write_text(json.dumps(info.metrics, indent=2))
     report_held_out(result, minutes, out_dir)
     say(f"best checkpoint: {out_dir / BEST}")
     return Run(out_dir, out_dir / BEST, [], result.metrics, minutes)
+
+
+def _ensemble_info(names: list[str], checkpoints: list[Path], infos: list, temperature: float,
+                   bias: tuple[float, ...] | None, config: dict):
+    """The ensemble's `ModelInfo`: the primary member's classes and preprocessing, its own calibration
+    and decision rule, and one line per member."""
+    from dermlens.training.checkpoint import ModelInfo
+
+    lines = tuple({"name": name, "backbone": info.backbone, "height": info.preprocessing.height,
+                   "width": info.preprocessing.width, "colour_constancy": info.preprocessing.colour_constancy,
+                   "temperature": info.temperature, "checkpoint": str(path), **_member_scores(info)}
+                  for name, info, path in zip(names, infos, checkpoints))
+    primary = infos[0]
+    return ModelInfo(backbone=primary.backbone, classes=primary.classes, preprocessing=primary.preprocessing,
+                     dropout=primary.dropout, temperature=temperature, decision_bias=bias, config=config,
+                     members=lines)
 
 
 def _member_name(checkpoint: Path) -> str:
