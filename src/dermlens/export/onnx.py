@@ -60,7 +60,9 @@ def serving_graph(model, density: FeatureDensity | None):
 
 
 def is_ensemble(model) -> bool:
-    return hasattr(model, "primary")
+    from dermlens.models.ensemble import primary_member
+
+    return primary_member(model) is not model
 
 
 def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17,

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from dermlens.errors import ModelFileError
+from dermlens.models.ensemble import primary_member
 
 
 def channel_statistics(maps: torch.Tensor) -> torch.Tensor:
@@ -33,7 +34,7 @@ class TappedClassifier(nn.Module):
         self.tap = tap
         self.head = head
         self._outputs: dict[str, torch.Tensor] = {}  # the hooks keep only the latest tensors
-        primary = getattr(model, "primary", model)
+        primary = primary_member(model)
         try:
             module = primary.backbone.get_submodule(tap) if tap else primary.backbone
         except AttributeError:

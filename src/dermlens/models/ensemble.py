@@ -123,5 +123,11 @@ class EnsembleClassifier(nn.Module):
         return torch.log(torch.clamp(total / len(self.members), min=1e-12))
 
 
+def primary_member(model: nn.Module) -> nn.Module:
+    """The model whose head, backbone and classes speak for ``model``: an ensemble's first member, or
+    the model itself."""
+    return model.primary if isinstance(model, EnsembleClassifier) else model
+
+
 def _channels(values: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(values, np.float32)).view(1, 3, 1, 1)

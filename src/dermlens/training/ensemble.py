@@ -23,7 +23,7 @@ import numpy as np
 from dermlens.errors import ConfigError, ModelFileError
 from dermlens.models.ensemble import EnsembleClassifier, conversion_problem
 from dermlens.progress import say
-from dermlens.training.config import RunConfig, config_from_dict, save_config
+from dermlens.training.config import RunConfig, config_from_dict, load_config, save_config
 
 MEMBERS = "members"
 #: settings that define the split: every member must validate and test on the same images
@@ -67,7 +67,7 @@ def fit_ensemble(config: RunConfig, out_dir: Path, *, resume: bool = True):
     is_main = Distributed.from_environment().is_main
     out_dir.mkdir(parents=True, exist_ok=True)
     recorded = out_dir / "config.yaml"
-    if resume and recorded.is_file() and recorded.read_text() != _config_text(config):
+    if resume and recorded.is_file() and load_config(recorded) != config:
         raise ConfigError(f"{out_dir} holds an ensemble run with another configuration; use a new "
                           f"--out folder, or --fresh to start this one over")
     if is_main:
@@ -82,12 +82,6 @@ def fit_ensemble(config: RunConfig, out_dir: Path, *, resume: bool = True):
         return Run(out_dir, out_dir / BEST)
     return combine(checkpoints, out_dir, names=names, config=config,
                    minutes_before=(time.monotonic() - started) / 60)
-
-
-def _config_text(config: RunConfig) -> str:
-    import yaml
-
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
 def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None = None,

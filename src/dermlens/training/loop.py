@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dermlens.models.ensemble import primary_member
 from dermlens.progress import track
 from dermlens.training.augment import Normalizer, augment, to_float
 from dermlens.training.config import AugmentConfig
@@ -76,12 +77,8 @@ def predict_logits(model: nn.Module, normalizer: Normalizer, images: np.ndarray,
     model.train(was_training)
     if outputs:
         return np.concatenate(outputs)
-    return np.zeros((0, model.n_features if features_only else _n_classes(model)), np.float32)
-
-
-def _n_classes(model: nn.Module) -> int:
-    primary = getattr(model, "primary", model)  # an ensemble answers with its members' classes
-    return primary.classifier.out_features
+    width = model.n_features if features_only else primary_member(model).classifier.out_features
+    return np.zeros((0, width), np.float32)
 
 
 def train_head(classifier: nn.Linear, features: np.ndarray, targets: np.ndarray, *,
