@@ -16,6 +16,7 @@ from dermlens.training.config import (
     RunConfig,
     TrainingConfig,
     load_config,
+    same_config,
     save_config,
 )
 
@@ -83,6 +84,15 @@ def test_saved_config_loads_back_identically(tmp_path):
     save_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["data"]["fractions"] == [0.6, 0.2, 0.2]
+
+
+def test_a_run_recorded_before_a_setting_existed_still_matches():
+    config = load_config(None, ["training.epochs=3"])
+    recorded = config.to_dict()
+    del recorded["ensemble"]  # what a run folder written before ensembles holds
+    assert same_config(recorded, config)
+    assert not same_config({**recorded, "training": {**recorded["training"], "epochs": 4}}, config)
+    assert not same_config({**recorded, "training": {**recorded["training"], "retired": 1}}, config)
 
 
 @pytest.mark.parametrize("override, named", [

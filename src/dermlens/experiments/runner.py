@@ -98,10 +98,12 @@ def _finished(folder: Path, config) -> bool:
     """A run with a summary is done; one whose saved config differs belongs to another experiment."""
     import yaml
 
+    from dermlens.training.config import same_config
+
     if not (folder / "summary.json").is_file():
         return False
     saved = yaml.safe_load((folder / "config.yaml").read_text())
-    if saved != config.to_dict():
+    if not same_config(saved, config):
         raise ConfigError(f"{folder} holds a finished run with other settings than the experiment "
                           f"file now gives it; move that folder away or write to another --out")
     return True

@@ -52,7 +52,9 @@ class ModelSummary:
     hidden_nodes: int  # shape arithmetic and constants, not listed
 
     def to_dict(self) -> dict:
-        shapes = (lambda named: {k: None if v is None else list(v) for k, v in named.items()})
+        def shapes(named: dict) -> dict:
+            return {k: None if v is None else list(v) for k, v in named.items()}
+
         return {"inputs": shapes(self.inputs), "outputs": shapes(self.outputs), "parameters": self.parameters,
                 "layers": self.layers, "hidden_nodes": self.hidden_nodes,
                 "groups": [g.to_dict() for g in self.groups], "rows": [r.to_dict() for r in self.rows]}

@@ -219,5 +219,17 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] | None = None) -
     return _build(RunConfig, tree, "")
 
 
+def same_config(recorded: dict[str, Any], config: RunConfig) -> bool:
+    """Whether a recorded `to_dict` tree (a checkpoint's or a run folder's) asks for ``config``.
+
+    Compared as configs, not as dicts, so a run recorded before a setting existed still matches when
+    the setting is at its default; a tree this version cannot read does not match.
+    """
+    try:
+        return config_from_dict(recorded) == config
+    except ConfigError:
+        return False
+
+
 def save_config(config: RunConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -18,7 +18,7 @@ import numpy as np
 
 from dermlens.errors import ConfigError
 from dermlens.progress import say
-from dermlens.training.config import RunConfig, save_config
+from dermlens.training.config import RunConfig, same_config, save_config
 from dermlens.training.dataprep import PreparedData, prepare_data
 
 BEST = "best.pt"
@@ -202,7 +202,7 @@ def _previous_run(config: RunConfig, out_dir: Path, resume: bool, is_main: bool)
                 (out_dir / name).unlink(missing_ok=True)
         return None
     previous = read_checkpoint(last)
-    if previous["info"]["config"] != config.to_dict():
+    if not same_config(previous["info"]["config"], config):
         raise ConfigError(f"{out_dir} holds a run with another configuration; use a new --out "
                           f"folder, or --fresh to start this one over")
     say(f"resuming {out_dir} after epoch {previous['epoch']}")
