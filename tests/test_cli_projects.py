@@ -45,3 +45,13 @@ def test_the_project_workflow_from_the_command_line(tmp_path, ham_by_label):
     assert "written" in exported and list((tmp_path / "out").glob("*.onnx"))
     assert "no iteration 9" in run("metrics", "1", "9", code=2)
     assert "unknown export format" in run("export", "1", "1", "--format", "pdf", code=2)
+
+    objects = tmp_path / "data" / "objects"
+    assert list(objects.glob("features-*.npy"))  # training cached the images' features
+    pixels = sorted(objects.glob("*.png"))[0].read_bytes()
+    run("delete", "1", "--yes")
+    assert not list(objects.glob("*.png")) and not list(objects.glob("features-*.npy"))  # gone with the project
+    (objects / f"{'0' * 64}.png").write_bytes(pixels)  # what a process killed mid-upload leaves
+    assert "deleted 0 object(s)" in run("sweep")  # it might be an upload in flight: kept for the grace period
+    assert "deleted 1 object(s) that no project holds" in run("sweep", "--grace-minutes", "0")
+    assert not list(objects.glob("*.png"))

@@ -82,6 +82,18 @@ def delete(project: int, yes: Annotated[bool, typer.Option("--yes", help="Do not
 
 
 @_command
+def sweep(grace_minutes: Annotated[float, typer.Option("--grace-minutes", help=(
+        "Keep objects younger than this: another worker may be about to record them."))] = 60.0) -> None:
+    """Delete stored images (and their cached features) that no project holds, such as those left by a
+    process that died mid-upload. Every server worker also does this when it starts."""
+    from dermlens.projects.orphans import collect_orphans
+
+    workspace = _workspace()
+    swept = collect_orphans(workspace.database, workspace.store.blobs, grace_seconds=grace_minutes * 60)
+    typer.echo(f"deleted {len(swept)} object(s) that no project holds")
+
+
+@_command
 def tag(project: int, names: list[str]) -> None:
     """Add tags to a project."""
     for created in _workspace().store.add_tags(project, names):

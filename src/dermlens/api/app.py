@@ -31,15 +31,20 @@ def keep_uploads_in_memory(max_bytes: int) -> None:
 
 
 def open_projects(app: FastAPI, settings: ServeSettings) -> None:
-    """Open the projects workspace, fail the jobs whose process died, and learn the admin token."""
+    """Open the projects workspace, fail the jobs whose process died, sweep images a dead process left
+    behind, and learn the admin token."""
     from dermlens.api.auth import admin_token
     from dermlens.projects.keys import secret_hash
+    from dermlens.projects.orphans import collect_orphans
     from dermlens.projects.workspace import Workspace
 
     workspace = Workspace.open(settings.data_dir, settings.database_url)
     interrupted = workspace.iterations.recover_interrupted()
     if interrupted:
         log.warning("marked %d interrupted training job(s) as failed", len(interrupted))
+    swept = collect_orphans(workspace.database, workspace.store.blobs)
+    if swept:
+        log.warning("deleted %d stored image object(s) that no project holds", len(swept))
     app.state.workspace = workspace
     app.state.admin_token_hash = secret_hash(admin_token(settings.admin_token, workspace.data_dir))
     if not settings.admin_token:

@@ -17,6 +17,7 @@ import numpy as np
 
 from dermlens.data.images import Preprocessing
 from dermlens.inference.calibration import softmax
+from dermlens.projects.schema import FEATURES_PREFIX
 from dermlens.storage import ObjectStore
 
 Report = Callable[[float, str], None]
@@ -33,7 +34,7 @@ def preprocessing_for(backbone: str) -> Preprocessing:
 
 
 def feature_key(backbone: str, sha256: str) -> str:
-    return f"features-{backbone}-{INPUT_SIZE}-{sha256}.npy"
+    return f"{FEATURES_PREFIX}{backbone}-{INPUT_SIZE}-{sha256}.npy"
 
 
 def image_features(backbone: str, hashes: Sequence[str], blobs: ObjectStore, report: Report,

@@ -28,6 +28,9 @@ def image_key(sha256: str) -> str:
     return f"{sha256}.png"
 
 
+FEATURES_PREFIX = "features-"  # cached backbone features of an image: features-<backbone>-<size>-<sha256>.npy
+
+
 def export_prefix(iteration_id: int) -> str:
     """The object-store keys of an iteration's exports start with this (then the format)."""
     return f"export-{iteration_id}-"

@@ -14,6 +14,7 @@ a process killed in between leaves at most an unreferenced object, never a row w
 
 from __future__ import annotations
 
+import contextlib
 import tempfile  # noqa: F401 (used by the example above)
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from dermlens.projects.schema import (
     ProjectKind,
     Tag,
     TagKind,
+    FEATURES_PREFIX,
     export_prefix,
     image_key,
 )
@@ -162,11 +164,16 @@ class ProjectStore:
                 self.blobs.delete(key)
 
     def _forget_images(self, hashes: set[str]) -> None:
-        """Delete the pixels of deleted images that no project holds any more."""
+        """Delete the pixels, and the features computed from them, of deleted images that no project
+        holds any more."""
         with self.database.session() as session:
             still_used = set(session.scalars(select(ImageRecord.sha256).where(ImageRecord.sha256.in_(hashes))))
-        for sha in hashes - still_used:
-            self.blobs.delete(image_key(sha))
+        gone = hashes - still_used
+        if not gone:
+            return
+        derived = [key for key in self.blobs.keys(FEATURES_PREFIX) if key.rsplit("-", 1)[-1][:-4] in gone]
+        for key in [image_key(sha) for sha in gone] + derived:
+            self.blobs.delete(key)
 
     def new_prediction_key(self, project_id: int) -> str:
         """Replace the project's prediction key; the old one stops working at once."""
@@ -225,6 +232,17 @@ class ProjectStore:
                   tag_ids: Sequence[int] = (), labelled_by: str = "") -> tuple[int, bool]:
         """Store one prepared image (deduplicated by content) and tag it; -> (image id, is it new)."""
         self.blobs.put(image_key(image.sha256), image.png)  # the object first, then the row that points at it
+        try:
+            return self._record_image(project_id, image, source, tag_ids, labelled_by)
+        except IntegrityError:  # another worker stored the same picture at the same moment
+            return self.add_image(project_id, image, source=source, tag_ids=tag_ids, labelled_by=labelled_by)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the database itself may be what failed; the sweep is there
+                self._forget_images({image.sha256})  # refused (a wrong tag, a deleted project): keep no pixels
+            raise
+
+    def _record_image(self, project_id: int, image: StoredImage, source: str, tag_ids: Sequence[int],
+                      labelled_by: str) -> tuple[int, bool]:
         with self.database.session() as session:
             project = self._project(session, project_id)
             self._check_tags(session, project, tag_ids)
@@ -238,11 +256,7 @@ class ProjectStore:
                 session.flush()
             if tag_ids:
                 self._set_labels(session, project, found.id, tag_ids, labelled_by, replace=project.kind == "multiclass")
-            try:
-                session.commit()
-            except IntegrityError:  # another worker stored the same picture at the same moment
-                session.rollback()
-                return self.add_image(project_id, image, source=source, tag_ids=tag_ids, labelled_by=labelled_by)
+            session.commit()
             return found.id, new
 
     def image(self, project_id: int, image_id: int) -> ImageRecord:

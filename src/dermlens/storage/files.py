@@ -29,6 +29,7 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def keys(self, prefix: str = "") -> list[str]: ...
+    def modified(self, key: str) -> float: ...  # when the object was last written, in epoch seconds
 
 
 def checked_key(key: str) -> str:
@@ -75,6 +76,12 @@ class FileStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def modified(self, key: str) -> float:
+        try:
+            return self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise StorageError(f"no object {key!r} in {self.root}") from None
 
     def keys(self, prefix: str = "") -> list[str]:
         """The keys that start with ``prefix``, sorted."""
