@@ -91,11 +91,13 @@ def main() -> None:
     onnx_ms = latencies(lambda data: predictor.predict(data), files)
     print(f"single image, ONNX Runtime predictor: p50 {np.median(onnx_ms):.1f} ms  "
           f"p90 {np.percentile(onnx_ms, 90):.1f} ms  (target p50 <= 15 ms)")
-    for batch_size in (16, 32):
+    predictor.predict_many(paths[:64], progress=False)  # opens the batch threads' session
+    for batch_size, workers in ((16, 1), (16, 0), (32, 0)):
         start = time.perf_counter()
-        results = predictor.predict_many(paths, batch_size=batch_size, progress=False)
+        results = predictor.predict_many(paths, batch_size=batch_size, progress=False, workers=workers)
         seconds = time.perf_counter() - start
-        print(f"batch prediction (batch {batch_size}): {len(results) / seconds:.0f} images/s "
+        how = "one batch at a time" if workers == 1 else f"{predictor.model.threads} batches at once"
+        print(f"batch prediction (batch {batch_size}, {how}): {len(results) / seconds:.0f} images/s "
               f"(target >= 100)")
 
     if args.checkpoint:  # after the ONNX figures: torch's idle OpenMP threads would slow them
@@ -110,6 +112,11 @@ def main() -> None:
         f"p = Predictor.load({model_arg}); p.predict({str(paths[0])!r}); "
         "print(peak_kib())", prelude=PEAK_KIB)
     print(f"peak memory of a process that made one prediction: {int(peak) / 1024:.0f} MB (target <= 400)")
+    peak = in_fresh_process(
+        "from dermlens.inference.predictor import Predictor; "
+        f"p = Predictor.load({model_arg}); p.predict_many({[str(x) for x in paths[:64]]!r}, progress=False); "
+        "print(peak_kib())", prelude=PEAK_KIB)
+    print(f"peak memory of a process that predicted a batch of 64: {int(peak) / 1024:.0f} MB")
 
     command = [sys.executable, "-m", "dermlens.cli", "predict", str(paths[0]), "--format", "json"]
     if args.model != "default":
