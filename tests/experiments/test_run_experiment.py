@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
-def experiment_file(tmp_path_factory, ham_small):
+def experiment_file(tmp_path_factory, ham_small, external_dir):
     folder = tmp_path_factory.mktemp("experiment")
     cache = folder / "cache"
     path = folder / "tiny.yaml"
@@ -24,6 +24,7 @@ base: {CONFIGS / 'quick.yaml'}
 data: {ham_small}
 max_minutes: 60
 tta: true
+external: {external_dir}
 settings:
   data.cache_dir: {cache}
   data.fractions: [0.6, 0.2, 0.2]
@@ -62,13 +63,18 @@ def test_every_run_is_a_normal_run_folder_on_the_shared_split(finished):
     for name in ("tuned", "unweighted", "from_tuned", "pigmented"):
         folder = out / f"{name}-s0"
         for file in ("best.pt", "summary.json", "evaluation/predictions.csv", "model.onnx", "latency.json",
-                     "evaluation_tta/metrics.json"):
+                     "evaluation_tta/metrics.json", "evaluation_external/metrics.json"):
             assert (folder / file).is_file(), f"{folder / file} is missing"
         own = json.loads((folder / "split.json").read_text())["subsets"]
         for subset in ("train", "val", "test"):
             assert set(own[subset]) <= set(whole[subset])
     pigmented = json.loads((out / "pigmented-s0" / "split.json").read_text())
     assert pigmented["classes"] == ["mel", "nv", "bkl"]
+    # on the external images, each run answers the images of its own classes
+    everything = json.loads((out / "tuned-s0" / "evaluation_external" / "metrics.json").read_text())
+    three = json.loads((out / "pigmented-s0" / "evaluation_external" / "metrics.json").read_text())
+    assert everything["n_samples"] == 339 and everything["melanoma_vs_naevus_auc"] is not None
+    assert three["classes"] == ["mel", "nv", "bkl"] and 333 <= three["n_samples"] < 339
 
 
 def test_two_stage_transfer_starts_from_the_other_runs_backbone(finished):
@@ -90,7 +96,8 @@ def test_the_comparison_has_tables_intervals_and_figures(finished):
     out, _ = finished
     text = (out / "comparison.md").read_text()
     for expected in ("# Tiny grid", "Does the plumbing work?", "| tuned | 1 |", "| pigmented | 1 |",
-                     "Recall per class", "Paired bootstrap", "latency ms", "balanced accuracy, TTA", "![training curves](curves.png)"):
+                     "Recall per class", "Paired bootstrap", "latency ms", "balanced accuracy, TTA", "external melanoma-vs-naevus AUC",
+                     "![training curves](curves.png)"):
         assert expected in text
     with open(out / "comparison.csv", newline="") as handle:
         rows = {r["run"]: r for r in csv.DictReader(handle)}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dermlens.experiments.runner import LATENCY_FILE, TTA_FOLDER, run_folder
+from dermlens.experiments.runner import EXTERNAL_FOLDER, LATENCY_FILE, TTA_FOLDER, run_folder
 from dermlens.experiments.spec import Experiment
 
 
@@ -29,6 +29,7 @@ class RunResult:
     history: list[dict[str, Any]]
     latency: dict[str, Any] = field(default_factory=dict)
     tta_metrics: dict[str, Any] = field(default_factory=dict)  # evaluation with flip TTA, if run
+    external_metrics: dict[str, Any] = field(default_factory=dict)  # evaluation on the external dataset
 
     @property
     def classes(self) -> list[str]:
@@ -63,10 +64,12 @@ def collect(experiment: Experiment, out_dir: Path) -> list[RunResult]:
             with open(folder / "history.csv", newline="") as handle:
                 history = list(csv.DictReader(handle))
             latency, tta = folder / LATENCY_FILE, folder / TTA_FOLDER / "metrics.json"
+            external = folder / EXTERNAL_FOLDER / "metrics.json"
             results.append(RunResult(run.name, seed, folder, json.loads(metrics_file.read_text()),
                                      json.loads((folder / "summary.json").read_text()), history,
                                      json.loads(latency.read_text()) if latency.is_file() else {},
-                                     json.loads(tta.read_text()) if tta.is_file() else {}))
+                                     json.loads(tta.read_text()) if tta.is_file() else {},
+                                     json.loads(external.read_text()) if external.is_file() else {}))
     return results
 
 
@@ -101,8 +104,16 @@ _TTA_COLUMNS: tuple[tuple[str, Any, int], ...] = (
 )
 
 
+_EXTERNAL_COLUMNS: tuple[tuple[str, Any, int], ...] = (
+    ("external images", lambda r: r.external_metrics.get("n_samples"), 0),
+    ("external balanced accuracy", lambda r: r.external_metrics.get("balanced_accuracy"), 3),
+    ("external melanoma-vs-naevus AUC", lambda r: r.external_metrics.get("melanoma_vs_naevus_auc"), 3),
+)
+
+
 def _columns(experiment: Experiment) -> tuple[tuple[str, Any, int], ...]:
-    return _COLUMNS + (_TTA_COLUMNS if experiment.tta else ())
+    return (_COLUMNS + (_TTA_COLUMNS if experiment.tta else ())
+            + (_EXTERNAL_COLUMNS if experiment.external else ()))
 
 
 def summary_rows(experiment: Experiment, results: list[RunResult]) -> list[dict[str, Any]]:
@@ -216,6 +227,10 @@ def _markdown(experiment: Experiment, rows: list[dict], comparisons: list[dict],
     lines += _markdown_table(["run", "seeds"] + [c for c, _, _ in columns],
                              [[r["run"], str(r["seeds"])] + [_cell(*r[c], digits) for c, _, digits in columns]
                               for r in rows])
+    if experiment.external:
+        lines += [(f"The external columns are each run's model on `{experiment.external}`, its images of the "
+                   "run's classes, never trained on. Melanoma-versus-naevus AUC ranks p(mel) / (p(mel) + p(nv)) "
+                   "on the melanomas and naevi."), ""]
     classes = results[0].classes
     for key in ("recall", "precision"):
         lines += [f"{key.capitalize()} per class (test split):", ""]

@@ -15,6 +15,7 @@ from dermlens.progress import say
 SPLIT_FILE = "split.json"
 LATENCY_FILE = "latency.json"
 TTA_FOLDER = "evaluation_tta"
+EXTERNAL_FOLDER = "evaluation_external"
 
 
 def run_folder(out_dir: Path, run: RunSpec | str, seed: int) -> Path:
@@ -77,6 +78,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, data: str | N
                 measure_latency(folder / BEST, folder)
             if experiment.tta and not (folder / TTA_FOLDER / "metrics.json").is_file():
                 evaluate_with_tta(folder, config)
+            if experiment.external and not (folder / EXTERNAL_FOLDER / "metrics.json").is_file():
+                evaluate_externally(folder, experiment.external, config)
     return folders
 
 
@@ -91,6 +94,24 @@ def evaluate_with_tta(folder: Path, config) -> dict:
                      Selection.from_settings(config.data))
     test = dataset.subset(load_split(folder / SPLIT_FILE, dataset).test)
     return evaluate_model(folder / "model.onnx", test, folder / TTA_FOLDER, tta=True,
+                          cache_dir=Path(config.data.cache_dir) if config.data.cache_dir else None)
+
+
+def evaluate_externally(folder: Path, external: str, config) -> dict:
+    """The run's exported model on another dataset's images of the run's classes (not selected by
+    body site: other sources seldom record it the same way)."""
+    from dermlens.data.readers import read_dataset
+    from dermlens.data.selection import Selection, select
+    from dermlens.evaluation.model_eval import evaluate_model
+
+    classes = json.loads((folder / "evaluation" / "metrics.json").read_text())["classes"]
+    dataset = read_dataset(external)
+    present = tuple(c for c in classes if c in dataset.classes)
+    if not present:
+        raise ConfigError(f"the external dataset {external} has none of the classes {classes} of {folder.name}")
+    say(f"{folder.name}: evaluating on {external}")
+    return evaluate_model(folder / "model.onnx", select(dataset, Selection(classes=present)),
+                          folder / EXTERNAL_FOLDER,
                           cache_dir=Path(config.data.cache_dir) if config.data.cache_dir else None)
 
 

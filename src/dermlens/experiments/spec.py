@@ -16,6 +16,8 @@ File format (YAML, ``configs/experiments/NAME.yaml``)::
     compare:                      # paired bootstrap comparisons (default: each run against the first)
       - [transfer, scratch]
     tta: false                    # also evaluate every run with flip test-time augmentation
+    external: ../shared/datasets/isic_archive_external   # also evaluate every run on other data
+                                  # (its images of the run's classes; never trained on)
 
 A setting may name another run's best checkpoint as ``{run:NAME}`` (two-stage transfer:
 ``model.weights_path: "{run:pretrain}"``); that run is trained first, with the same seed.
@@ -35,7 +37,8 @@ from dermlens.errors import ConfigError
 
 _REFERENCE = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_KEYS = {"title", "question", "base", "data", "seeds", "max_minutes", "settings", "runs", "compare", "tta"}
+_KEYS = {"title", "question", "base", "data", "seeds", "max_minutes", "settings", "runs", "compare", "tta",
+         "external"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Experiment:
     runs: tuple[RunSpec, ...]  # in training order: a run comes after the runs it uses
     compare: tuple[tuple[str, str], ...]
     tta: bool = False
+    external: str = ""  # a labelled dataset every run is also evaluated on
 
     def run(self, name: str) -> RunSpec:
         return next(r for r in self.runs if r.name == name)
@@ -115,7 +119,8 @@ def load_experiment(path: str | Path) -> Experiment:
         question=str(document.get("question", "")).strip(),
         base=(path.parent / base).resolve() if base else None, data=str(document.get("data", "")),
         seeds=tuple(seeds), max_minutes=float(document.get("max_minutes", 0) or 0),
-        settings=settings, runs=runs, compare=compare, tta=bool(document.get("tta", False)))
+        settings=settings, runs=runs, compare=compare, tta=bool(document.get("tta", False)),
+        external=str(document.get("external") or ""))
     _check_settings(path, experiment)
     return experiment
 
