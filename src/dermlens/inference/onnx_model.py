@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +37,6 @@ class OnnxModel:
     info: dict
     gates: ServingGates
     outputs: tuple[str, ...]
-    path: Path | None = None
-    threads: int = 1  # the CPUs it may use: its session's threads
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0) -> OnnxModel:
@@ -46,12 +44,18 @@ class OnnxModel:
 
         >>> model = OnnxModel.load("model.onnx")   # doctest: +SKIP
         """
+        import onnxruntime as ort
+
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"model file {path} does not exist")
+        options = ort.SessionOptions()
         # ONNX Runtime's default counts physical cores, which leaves one of two vCPUs idle here
-        threads = threads or available_cpus()
-        session = _session(path, threads)
+        options.intra_op_num_threads = threads or available_cpus()
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # noqa: BLE001 (onnxruntime raises its own exception types)
+            raise ModelFileError(f"{path} is not a valid ONNX model: {error}") from None
         raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
             raise ModelFileError(f"{path} is an ONNX model but not a dermlens export (no class list "
@@ -66,15 +70,7 @@ class OnnxModel:
         if "logits" not in outputs or [i.name for i in session.get_inputs()] != ["image"]:
             raise ModelFileError(f"{path} does not have the dermlens inputs and outputs (image -> logits)")
         return cls(session, classes, preprocessing, float(info.get("temperature", 1.0)), info,
-                   ServingGates.from_dict(info.get("gates")), outputs, path, threads)
-
-    @functools.cached_property
-    def single_threaded(self) -> OnnxModel:
-        """The same model on a session that computes on the calling thread only, for running several
-        batches at once from several threads (`Predictor.predict_many`); opened once, on first use."""
-        if self.path is None:
-            return self
-        return replace(self, session=_session(self.path, 1), threads=1)
+                   ServingGates.from_dict(info.get("gates")), outputs)
 
     @functools.cached_property
     def decision_bias(self) -> np.ndarray | None:
@@ -111,14 +107,3 @@ class OnnxModel:
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """float32 (N, 3, H, W) normalised images -> (N, n_classes) logits."""
         return self.run(batch)[0]
-
-
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # noqa: BLE001 (onnxruntime raises its own exception types)
-        raise ModelFileError(f"{path} is not a valid ONNX model: {error}") from None

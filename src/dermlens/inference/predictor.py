@@ -20,7 +20,6 @@ outline with its ABCD features. `Predictor.predict` never asks for the class map
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -121,41 +120,29 @@ class Predictor:
         return self.predict_many([source], names=None if name is None else [name], progress=False)[0]
 
     def predict_many(self, sources: Sequence[ImageSource], *, names: Sequence[str] | None = None,
-                     batch_size: int = 16, progress: bool = True, workers: int = 0) -> list[Prediction]:
-        """Many images in batches; a bad one gets its own rejected answer and never stops the rest.
-
-        Batches run on ``workers`` threads at once (default: as many as the model's CPUs), each computing on
-        its own thread: one batch's decoding overlaps another's inference, and no thread waits at ONNX
-        Runtime's intra-op barriers. The answers are the same as one batch at a time.
-        """
+                     batch_size: int = 16, progress: bool = True) -> list[Prediction]:
+        """Many images in batches; a bad one gets its own rejected answer and never stops the rest."""
         from dermlens.progress import track
 
         names = list(names) if names is not None else [_name_of(s) for s in sources]
+        results: list[Prediction | None] = [None] * len(sources)
         chunks = [range(i, min(i + batch_size, len(sources))) for i in range(0, len(sources), batch_size)]
-        workers = min(workers or self.model.threads, len(chunks))
-        if workers <= 1:
-            answered: Iterable[list[Prediction]] = (self._predict_chunk(sources, names, c) for c in chunks)
-            return _flat(track(answered, "Predicting", total=len(chunks)) if progress else answered)
-        runner = Predictor(self.model.single_threaded, tta=self.tta)
-        with ThreadPoolExecutor(workers, thread_name_prefix="dermlens-predict") as pool:
-            answered = pool.map(lambda chunk: runner._predict_chunk(sources, names, chunk), chunks)
-            return _flat(track(answered, "Predicting", total=len(chunks)) if progress else answered)
-
-    def _predict_chunk(self, sources: Sequence[ImageSource], names: list[str], chunk: range) -> list[Prediction]:
-        results: dict[int, Prediction] = {}
-        ready: list[int] = []
-        pixels: list[np.ndarray] = []
-        for i in chunk:
-            checked = self._checked_pixels(sources[i], names[i])
-            if isinstance(checked, Prediction):
-                results[i] = checked
-            else:
-                ready.append(i)
-                pixels.append(checked)
-        if ready:
-            predictions, _ = self._classify(np.stack(pixels), [names[i] for i in ready])
-            results.update(zip(ready, predictions))
-        return [results[i] for i in chunk]
+        steps: Iterable = track(chunks, "Predicting", total=len(chunks)) if progress else chunks
+        for chunk in steps:
+            ready: list[int] = []
+            pixels: list[np.ndarray] = []
+            for i in chunk:
+                checked = self._checked_pixels(sources[i], names[i])
+                if isinstance(checked, Prediction):
+                    results[i] = checked
+                else:
+                    ready.append(i)
+                    pixels.append(checked)
+            if ready:
+                predictions, _ = self._classify(np.stack(pixels), [names[i] for i in ready])
+                for i, prediction in zip(ready, predictions):
+                    results[i] = prediction
+        return [r for r in results if r is not None]
 
     def explain(self, source: ImageSource, name: str | None = None) -> Explanation:
         """`predict`, plus the Grad-CAM heatmap of the class the model names and the lesion's outline
@@ -240,10 +227,6 @@ class Predictor:
                           message=message,
                           probabilities={c: float(p) for c, p in zip(self.classes, probabilities)},
                           top=ranked, decision=decided, not_skin_score=score)
-
-
-def _flat(chunks: Iterable[list[Prediction]]) -> list[Prediction]:
-    return [prediction for chunk in chunks for prediction in chunk]
 
 
 def _name_of(source: ImageSource) -> str:
