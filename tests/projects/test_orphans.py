@@ -79,3 +79,18 @@ def test_deleting_an_image_deletes_the_features_computed_from_it(workspace):
     store.delete_images(project.id, [gone_id])
     assert blobs.keys("features-") == [feature_key("efficientnet_lite0", kept.sha256)]
     assert blobs.exists(image_key(kept.sha256)) and not blobs.exists(image_key(gone.sha256))
+
+
+def test_pixels_another_worker_forgot_mid_upload_are_written_again(workspace, monkeypatch):
+    store = workspace.store
+    project, _ = store.create_project("p")
+    image = picture(9, "raced.jpg")
+    record = store._record_image
+
+    def raced(*args):  # another worker's refused upload of the same picture forgets it before this row lands
+        store.blobs.delete(image_key(image.sha256))
+        return record(*args)
+
+    monkeypatch.setattr(store, "_record_image", raced)
+    image_id, _ = store.add_image(project.id, image)
+    assert store.image_bytes(project.id, image_id) == image.png

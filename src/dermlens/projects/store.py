@@ -27,6 +27,7 @@ from dermlens.projects.errors import Conflict, Invalid, NotFound
 from dermlens.projects.intake import StoredImage
 from dermlens.projects.keys import new_secret, secret_hash
 from dermlens.projects.schema import (
+    FEATURES_PREFIX,
     ImageRecord,
     Iteration,
     Label,
@@ -35,7 +36,6 @@ from dermlens.projects.schema import (
     ProjectKind,
     Tag,
     TagKind,
-    FEATURES_PREFIX,
     export_prefix,
     image_key,
 )
@@ -233,13 +233,16 @@ class ProjectStore:
         """Store one prepared image (deduplicated by content) and tag it; -> (image id, is it new)."""
         self.blobs.put(image_key(image.sha256), image.png)  # the object first, then the row that points at it
         try:
-            return self._record_image(project_id, image, source, tag_ids, labelled_by)
+            recorded = self._record_image(project_id, image, source, tag_ids, labelled_by)
         except IntegrityError:  # another worker stored the same picture at the same moment
             return self.add_image(project_id, image, source=source, tag_ids=tag_ids, labelled_by=labelled_by)
         except BaseException:
             with contextlib.suppress(Exception):  # the database itself may be what failed; the sweep is there
                 self._forget_images({image.sha256})  # refused (a wrong tag, a deleted project): keep no pixels
             raise
+        if not self.blobs.exists(image_key(image.sha256)):  # another worker's refused copy of the same picture
+            self.blobs.put(image_key(image.sha256), image.png)  # was forgotten before this row was committed
+        return recorded
 
     def _record_image(self, project_id: int, image: StoredImage, source: str, tag_ids: Sequence[int],
                       labelled_by: str) -> tuple[int, bool]:
