@@ -218,3 +218,27 @@ def test_cli_combines_finished_runs(ensemble_run, tmp_path):
     assert [m["name"] for m in summary["members"]] == ["fast", "fine"]
     one_name = CliRunner().invoke(app, ["ensemble", *members, "--name", "fast", "--out", str(tmp_path / "x")])
     assert one_name.exit_code == 2 and "one distinct name per member" in one_name.output
+
+
+@pytest.mark.slow
+def test_combining_with_the_per_class_decision_rule_stores_the_rule_it_tested(ensemble_run, tmp_path):
+    from dermlens.inference.decision import decide
+    from dermlens.training.checkpoint import load_model
+    from dermlens.training.config import config_from_dict
+    from dermlens.training.ensemble import combine
+
+    config, run = ensemble_run
+    members = [run.out_dir / "members" / n / "best.pt" for n in ("large", "small")]
+    per_class = config_from_dict(config.to_dict(), ["training.decision_rule=per_class", "ensemble=[]"])
+    combined = combine(members, tmp_path / "combined", config=per_class)
+    _, info = load_model(combined.best_checkpoint)
+    summary = json.loads((combined.out_dir / "summary.json").read_text())
+    assert summary["decision_rule"] == "per_class" and info.decision_bias is not None
+    # the test figures were measured with the stored bias: re-deciding from the saved probabilities
+    # (log p = logits / T - const) with it gives the same decisions
+    rows = (combined.out_dir / "evaluation" / "predictions.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    columns = [header.index(f"prob_{c}") for c in info.classes]
+    probabilities = np.array([[float(r.split(",")[i]) for i in columns] for r in rows[1:]])
+    decided = decide(np.log(np.clip(probabilities, 1e-300, 1)), np.asarray(info.decision_bias) / info.temperature)
+    assert [info.classes[i] for i in decided] == [r.split(",")[header.index("predicted_label")] for r in rows[1:]]

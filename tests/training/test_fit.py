@@ -419,3 +419,30 @@ def test_the_predictor_on_the_export_predicts_as_the_checkpoint(trained, ham_sma
     assert np.abs(got - expected).max() < 1e-4
     scores = np.array([p.not_skin_score for p in predictions])
     assert np.isfinite(scores).all() and (scores > 0).all()
+
+
+@pytest.mark.slow
+def test_per_class_decision_rule_is_fitted_on_validation_and_travels_with_the_model(ham_small, cache_dir,
+                                                                                   dataset, tmp_path):
+    """training.decision_rule=per_class: the refined bias is what the checkpoint stores, what the
+    held-out test was measured with, and it scores at least the shared-tau rule on validation."""
+    from dermlens.evaluation.model_eval import evaluate_model
+    from dermlens.training.checkpoint import load_model
+    from dermlens.training.fit import fit
+
+    run = fit(tiny_config(ham_small, cache_dir, "training.epochs=0", "training.finetune=none",
+                          "training.decision_rule=per_class"), tmp_path / "run")
+    _, info = load_model(run.best_checkpoint)
+    summary = json.loads((run.out_dir / "summary.json").read_text())
+    assert summary["decision_rule"] == info.metrics["decision_rule"] == "per_class"
+    assert info.decision_bias is not None and len(info.decision_bias) == len(HAM10000_CLASSES)
+
+    subsets = json.loads((run.out_dir / "split.json").read_text())["subsets"]
+    position = {image_id: i for i, image_id in enumerate(dataset.ids)}
+
+    def scored(subset: str) -> float:
+        part = dataset.subset([position[i] for i in subsets[subset]])
+        return evaluate_model(run.best_checkpoint, part, tmp_path / subset)["balanced_accuracy"]
+
+    assert scored("test") == pytest.approx(run.test_metrics["balanced_accuracy"])
+    assert scored("val") >= run.history[-1]["val_balanced_accuracy"] - 1e-9

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from dermlens.errors import ConfigError
+from dermlens.training.decision_rule import DecisionRule
 
 Weighting = Literal["none", "balanced", "sqrt"]
 ImbalanceLoss = Literal["weighted", "logit_adjusted"]
@@ -87,6 +88,9 @@ class TrainingConfig:
     #: shift the decision towards rare classes after training: logits - tau * log(training prior),
     #: tau chosen on validation, baked into the classifier bias (post-hoc logit adjustment)
     prior_correction: bool = True
+    #: with prior_correction: "prior" keeps that one shared tau; "per_class" then moves each class's
+    #: shift on its own to raise validation balanced accuracy (`dermlens.training.decision_rule`)
+    decision_rule: DecisionRule = "prior"
     sampling: Weighting = "none"
     label_smoothing: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)

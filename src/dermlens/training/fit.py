@@ -36,9 +36,6 @@ class Run:
     minutes: float = 0.0
 
 
-PRIOR_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
 def _validation_scores(logits: np.ndarray, targets: np.ndarray, classes: tuple[str, ...],
                        log_prior: np.ndarray | None) -> dict:
     """Validation metrics: decisions at the prior correction (tau) with the best balanced accuracy;
@@ -46,6 +43,7 @@ def _validation_scores(logits: np.ndarray, targets: np.ndarray, classes: tuple[s
     from dermlens.evaluation.metrics import classification_metrics
     from dermlens.inference.calibration import nll_loss, softmax
     from dermlens.inference.decision import decide, decision_bias
+    from dermlens.training.decision_rule import PRIOR_TAUS
 
     probabilities = softmax(logits)
     best: dict = {}
