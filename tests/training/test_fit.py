@@ -446,3 +446,66 @@ def test_per_class_decision_rule_is_fitted_on_validation_and_travels_with_the_mo
 
     assert scored("test") == pytest.approx(run.test_metrics["balanced_accuracy"])
     assert scored("val") >= run.history[-1]["val_balanced_accuracy"] - 1e-9
+
+
+class FakeClock:
+    """Ten seconds pass at every look at the clock, so a time budget runs out after a known number
+    of training steps whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 10.0
+        return self.now
+
+
+@pytest.mark.slow
+def test_an_epoch_that_overruns_the_budget_is_cut_short_and_the_run_still_ends_evaluated(
+        ham_small, cache_dir, tmp_path, monkeypatch):
+    """A slow network's first epoch has no earlier epoch to estimate from: it is cut when one more
+    step would leave too little time to validate and test, and the model it reached is kept."""
+    from dermlens.training.fit import Trainer, fit
+
+    monkeypatch.setattr(Trainer, "clock", staticmethod(FakeClock()))
+    run = fit(tiny_config(ham_small, cache_dir, "model.pretrained=false", "training.head_epochs=0",
+                          "training.finetune=all", "training.epochs=3", "training.max_minutes=1.5"),
+              tmp_path / "run")
+    rows = read_history(run.out_dir)
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("finetune", "1")]
+    assert 0.0 < float(rows[0]["epoch_fraction"]) < 1.0
+    assert (run.out_dir / "best.pt").is_file() and (run.out_dir / "evaluation" / "metrics.json").is_file()
+    summary = json.loads((run.out_dir / "summary.json").read_text())
+    assert summary["selected_epoch"] == 1
+
+
+@pytest.mark.slow
+def test_a_resumed_run_counts_the_minutes_it_spent_before_the_stop(ham_small, cache_dir, tmp_path, monkeypatch):
+    from dermlens.training.fit import Trainer, fit
+
+    run_dir = tmp_path / "run"
+    config = tiny_config(ham_small, cache_dir, "training.epochs=3")
+    import dermlens.training.finetune as finetune
+
+    real_train_epoch = finetune.train_epoch
+
+    def dies_in_epoch_2(*args, **kwargs):
+        if kwargs["description"].startswith("Epoch 2/"):
+            raise Interrupted
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "train_epoch", dies_in_epoch_2)
+    with pytest.raises(Interrupted):
+        fit(config, run_dir)
+    spent = max(float(r["seconds"]) for r in read_history(run_dir))
+    monkeypatch.setattr(finetune, "train_epoch", real_train_epoch)
+    seen: list[float] = []
+    real_restore = Trainer.restore
+
+    def restore_and_look(self, previous):
+        real_restore(self, previous)
+        seen.append(self.minutes())
+
+    monkeypatch.setattr(Trainer, "restore", restore_and_look)
+    fit(config, run_dir)
+    assert seen and seen[0] >= spent / 60

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from dermlens.progress import say
@@ -64,7 +62,16 @@ def run_finetuning(trainer, previous: dict | None) -> None:
         if dist.agree(over_budget):
             say(f"stopping before epoch {epoch}: the {t.max_minutes:g}-minute budget would be exceeded")
             break
-        started = time.monotonic()
+        started = trainer.clock()
+
+        def out_of_time(steps_done: int) -> bool:
+            """An epoch that overruns the budget anyway (the first one of a slow network, which has
+            no earlier epoch to go by) ends when one more step would leave too little time to
+            validate and test."""
+            step_minutes = (trainer.clock() - started) / 60 / steps_done
+            needed = step_minutes + trainer.finishing_minutes(step_minutes / t.batch_size)
+            return dist.agree(trainer.minutes() + needed > t.max_minutes)
+
         set_train_mode(model, prefixes, freeze_batchnorm)
         order = train[epoch_order(data.targets[train], t.sampling, t.seed, epoch, dist.rank,
                                   dist.world_size)]
@@ -72,7 +79,8 @@ def run_finetuning(trainer, previous: dict | None) -> None:
                           metadata=data.metadata, batch_size=t.batch_size,
                           augment_config=t.augment, optimizer=optimizer, on_step=on_step,
                           loss_fn=loss_fn, generator=generator,
-                          description=f"Epoch {epoch}/{t.epochs}")
+                          description=f"Epoch {epoch}/{t.epochs}",
+                          out_of_time=out_of_time if t.max_minutes else None)
         if dist.is_main:
             with average.applied(model):
                 trainer.record({"epoch": epoch, "stage": "finetune", **row,
@@ -80,5 +88,9 @@ def run_finetuning(trainer, previous: dict | None) -> None:
             trainer.save_progress(epoch, optimizer=optimizer.state_dict(), step=counter["step"],
                                   generator=generator.get_state(), weight_average=average.state_dict())
         dist.barrier()
-        last_epoch_minutes = (time.monotonic() - started) / 60
+        last_epoch_minutes = (trainer.clock() - started) / 60
+        if "epoch_fraction" in row:
+            say(f"epoch {epoch} cut short after {row['epoch_fraction']:.0%} of its images: the "
+                f"{t.max_minutes:g}-minute budget is spent")
+            break
     freeze(model, ("",))

@@ -71,6 +71,8 @@ def write_history(history: list[dict[str, Any]], out_dir: Path) -> None:
 class Trainer:
     """Holds one run's state between stages; `fit` below is the public entry point."""
 
+    clock = staticmethod(time.monotonic)  # seconds; the time budget is measured on it
+
     def __init__(self, config: RunConfig, out_dir: Path, data: PreparedData, dist) -> None:
         import torch
 
@@ -98,7 +100,7 @@ class Trainer:
             self.log_prior = np.log(effective_prior(train_targets, len(data.dataset.classes),
                                                     config.training))
         self.best_score = -np.inf
-        self.started = time.monotonic()
+        self.started = self.clock()
         self.validation_minutes = 0.0
 
     # -- shared helpers ---------------------------------------------------------------------
@@ -114,11 +116,11 @@ class Trainer:
         from dermlens.training.checkpoint import save_model
 
         val = self.data.split.val
-        started = time.monotonic()
+        started = self.clock()
         scores = _validation_scores(self.logits(val, "Validating"), self.data.targets[val],
                                     self.data.dataset.classes, self.log_prior)
-        self.validation_minutes = (time.monotonic() - started) / 60
-        row = {**row, **scores, "seconds": round(time.monotonic() - self.started, 1)}
+        self.validation_minutes = (self.clock() - started) / 60
+        row = {**row, **scores, "seconds": round(self.clock() - self.started, 1)}
         self.history.append(row)
         metric = "val_" + self.config.training.select_metric
         if metric not in row:
@@ -176,15 +178,19 @@ class Trainer:
         self.model.load_state_dict(previous["state_dict"])
         self.history = previous["history"]
         self.best_score = previous["best_score"]
+        # the time budget is the run's, not the session's: minutes spent before the stop count
+        self.started -= max((row.get("seconds", 0.0) for row in self.history), default=0.0)
 
     def minutes(self) -> float:
-        return (time.monotonic() - self.started) / 60
+        return (self.clock() - self.started) / 60
 
-    def finishing_minutes(self) -> float:
+    def finishing_minutes(self, train_minutes_per_image: float = 0.0) -> float:
         """Time the run still needs after its last epoch: calibration on validation and the test
-        evaluation are each about one validation pass."""
+        evaluation are each about one validation pass. Before the first validation, a pass is
+        guessed from the training speed (inference costs about a third of a training step)."""
         n_val, n_test = len(self.data.split.val), len(self.data.split.test)
-        return self.validation_minutes * (1 + n_test / max(n_val, 1)) + 0.2
+        validation = self.validation_minutes or train_minutes_per_image * n_val / 3
+        return validation * (1 + n_test / max(n_val, 1)) + 0.2
 
 
 def _previous_run(config: RunConfig, out_dir: Path, resume: bool, is_main: bool) -> dict | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,12 +26,17 @@ def train_epoch(model: nn.Module, normalizer: Normalizer, images: np.ndarray, ta
                 order: np.ndarray, *, metadata: np.ndarray | None, batch_size: int,
                 augment_config: AugmentConfig,
                 optimizer: torch.optim.Optimizer, on_step, loss_fn: nn.Module,
-                generator: torch.Generator, description: str) -> dict[str, float]:
-    """One pass over ``order``; ``on_step()`` advances the learning-rate schedule."""
+                generator: torch.Generator, description: str,
+                out_of_time: Callable[[int], bool] | None = None) -> dict[str, float]:
+    """One pass over ``order``; ``on_step()`` advances the learning-rate schedule.
+
+    ``out_of_time(steps_done)``, asked after every step, ends the pass early (a time budget that an
+    epoch overruns); the row then says which ``epoch_fraction`` of the images it saw.
+    """
     total_loss, correct, seen = 0.0, 0, 0
     # a last batch of one image would break BatchNorm in train mode
     chunks = [c for c in batches(order, batch_size) if len(c) > 1]
-    for chunk in track(chunks, description, total=len(chunks)):
+    for step, chunk in enumerate(track(chunks, description, total=len(chunks))):
         chunk = np.sort(chunk)  # memory-mapped arrays read faster in order
         labels = torch.from_numpy(targets[chunk])
         inputs = normalizer(augment(torch.from_numpy(np.asarray(images[chunk])), augment_config, generator))
@@ -42,7 +49,13 @@ def train_epoch(model: nn.Module, normalizer: Normalizer, images: np.ndarray, ta
         total_loss += loss.item() * len(chunk)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(chunk)
-    return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+        # asked on every rank at every step but the last, so DDP ranks stay in step
+        if out_of_time is not None and step + 1 < len(chunks) and out_of_time(step + 1):
+            break
+    row = {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+    if seen < sum(len(c) for c in chunks):
+        row["epoch_fraction"] = round(seen / len(order), 3)
+    return row
 
 
 @torch.inference_mode()
