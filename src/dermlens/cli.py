@@ -48,7 +48,9 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder: config, split, curves, checkpoints.")],
     config: Annotated[Path | None, typer.Option("--config", help="YAML recipe (see configs/).")] = None,
     backbone: Annotated[str | None, typer.Option("--backbone", help="See `dermlens backbones`.")] = None,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(
+        "--max-minutes", help="Time budget of the whole run in minutes, resumes included; an epoch that "
+                              "overruns it is cut short.")] = None,
     images: ImagesOption = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value "
                                                       "(repeatable), e.g. training.epochs=3")] = None,
