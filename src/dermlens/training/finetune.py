@@ -69,7 +69,7 @@ def run_finetuning(trainer, previous: dict | None) -> None:
             no earlier epoch to go by) ends when one more step would leave too little time to
             validate and test."""
             step_minutes = (trainer.clock() - started) / 60 / steps_done
-            needed = step_minutes + trainer.finishing_minutes(step_minutes / t.batch_size)
+            needed = step_minutes + trainer.finishing_minutes()
             return dist.agree(trainer.minutes() + needed > t.max_minutes)
 
         set_train_mode(model, prefixes, freeze_batchnorm)

@@ -184,13 +184,17 @@ class Trainer:
     def minutes(self) -> float:
         return (self.clock() - self.started) / 60
 
-    def finishing_minutes(self, train_minutes_per_image: float = 0.0) -> float:
+    def finishing_minutes(self) -> float:
         """Time the run still needs after its last epoch: calibration on validation and the test
-        evaluation are each about one validation pass. Before the first validation, a pass is
-        guessed from the training speed (inference costs about a third of a training step)."""
+        evaluation are each about one validation pass. Before the first validation (a network
+        trained from scratch has no head stage), a pass is timed on a few validation images."""
         n_val, n_test = len(self.data.split.val), len(self.data.split.test)
-        validation = self.validation_minutes or train_minutes_per_image * n_val / 3
-        return validation * (1 + n_test / max(n_val, 1)) + 0.2
+        if not self.validation_minutes and n_val:
+            probe = self.data.split.val[:32]
+            started = self.clock()
+            self.logits(probe, "Timing validation")
+            self.validation_minutes = (self.clock() - started) / 60 * n_val / len(probe)
+        return self.validation_minutes * (1 + n_test / max(n_val, 1)) + 0.2
 
 
 def _previous_run(config: RunConfig, out_dir: Path, resume: bool, is_main: bool) -> dict | None:
