@@ -334,6 +334,23 @@ class Interrupted(Exception):
     """Stands in for a kill (Ctrl-C, time limit) in the middle of an epoch."""
 
 
+def interrupt_in_epoch_2(monkeypatch) -> list[str]:
+    """Make fine-tuning die when its second epoch starts; returns the epochs started, as they start."""
+    import dermlens.training.finetune as finetune
+
+    real_train_epoch = finetune.train_epoch
+    started: list[str] = []
+
+    def dies_in_epoch_2(*args, **kwargs):
+        started.append(kwargs["description"])
+        if kwargs["description"].startswith("Epoch 2/"):
+            raise Interrupted
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "train_epoch", dies_in_epoch_2)
+    return started
+
+
 @pytest.mark.slow
 def test_interrupted_run_resumes_from_its_last_epoch(ham_small, cache_dir, tmp_path, monkeypatch):
     import dermlens.training.finetune as finetune
@@ -343,15 +360,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(ham_small, cache_dir, tmp_p
     config = tiny_config(ham_small, cache_dir, "training.epochs=2")
     run_dir = tmp_path / "run"
     real_train_epoch = finetune.train_epoch
-    started = []
-
-    def dies_in_epoch_2(*args, **kwargs):
-        started.append(kwargs["description"])
-        if kwargs["description"].startswith("Epoch 2/"):
-            raise Interrupted
-        return real_train_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(finetune, "train_epoch", dies_in_epoch_2)
+    started = interrupt_in_epoch_2(monkeypatch)
     with pytest.raises(Interrupted):
         fit(config, run_dir)
     assert started == ["Epoch 1/2", "Epoch 2/2"]
@@ -483,18 +492,12 @@ def test_an_epoch_that_overruns_the_budget_is_cut_short_and_the_run_still_ends_e
 def test_a_resumed_run_counts_the_minutes_it_spent_before_the_stop(ham_small, cache_dir, tmp_path, monkeypatch):
     from dermlens.training.fit import Trainer, fit
 
-    run_dir = tmp_path / "run"
-    config = tiny_config(ham_small, cache_dir, "training.epochs=3")
     import dermlens.training.finetune as finetune
 
+    run_dir = tmp_path / "run"
+    config = tiny_config(ham_small, cache_dir, "training.epochs=3")
     real_train_epoch = finetune.train_epoch
-
-    def dies_in_epoch_2(*args, **kwargs):
-        if kwargs["description"].startswith("Epoch 2/"):
-            raise Interrupted
-        return real_train_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(finetune, "train_epoch", dies_in_epoch_2)
+    interrupt_in_epoch_2(monkeypatch)
     with pytest.raises(Interrupted):
         fit(config, run_dir)
     spent = max(float(r["seconds"]) for r in read_history(run_dir))
