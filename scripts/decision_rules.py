@@ -49,7 +49,7 @@ def log_probabilities(model_path: Path, dataset) -> np.ndarray:
 
 def rows_for(scores: Scores, val_targets: np.ndarray, test_targets: np.ndarray, log_prior: np.ndarray) -> dict:
     from dermlens.inference.decision import decide, decision_bias
-    from dermlens.training.decision_rule import PRIOR_TAUS, balanced_accuracy_of, refine_decision_bias
+    from dermlens.training.decision_rule import balanced_accuracy_of, best_prior_tau, refine_decision_bias
 
     n = scores.val.shape[1]
 
@@ -57,8 +57,7 @@ def rows_for(scores: Scores, val_targets: np.ndarray, test_targets: np.ndarray, 
         return balanced_accuracy_of(y, decide(z, bias), n)
 
     def fitted(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        tau = max(PRIOR_TAUS, key=lambda t: bma(z, y, decision_bias(log_prior, t)))
-        shared = decision_bias(log_prior, tau)
+        shared = decision_bias(log_prior, best_prior_tau(z, y, log_prior))
         return shared, refine_decision_bias(z, y, shared)
 
     shared, per_class = fitted(scores.val, val_targets)
@@ -92,8 +91,8 @@ def main() -> int:
     val, test = dataset.subset(split.val), dataset.subset(split.test)
     counts = np.bincount(dataset.targets[split.train], minlength=len(dataset.classes))
     log_prior = np.log(counts / counts.sum())
-    scores = [Scores(path.parent.name if path.stem in ("model", "best") else path.stem, log_probabilities(path, val), log_probabilities(path, test))
-              for path in args.models]
+    scores = [Scores(path.parent.name if path.stem in ("model", "best") else path.stem,
+                     log_probabilities(path, val), log_probabilities(path, test)) for path in args.models]
     if args.pairs:
         for a, b in itertools.combinations(list(scores), 2):
             scores.append(Scores(f"{a.name} + {b.name}",

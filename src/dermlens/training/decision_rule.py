@@ -36,6 +36,24 @@ def balanced_accuracy_of(targets: np.ndarray, decisions: np.ndarray, n_classes: 
     return float(np.mean(hits[present] / counts[present]))
 
 
+def best_prior_tau(logits: np.ndarray, targets: np.ndarray, log_prior: np.ndarray) -> float:
+    """The `PRIOR_TAUS` strength whose decisions score the best balanced accuracy (the smallest on a tie).
+
+    >>> best_prior_tau(np.array([[2.0, 0.5], [1.0, 0.8]]), np.array([0, 1]), np.log([0.9, 0.1]))
+    0.25
+    """
+    from dermlens.inference.decision import decide, decision_bias
+
+    targets = np.asarray(targets, np.int64)
+    n_classes = np.asarray(logits).shape[1]
+    best_tau, best_score = 0.0, -1.0
+    for tau in PRIOR_TAUS:
+        score = balanced_accuracy_of(targets, decide(logits, decision_bias(log_prior, tau)), n_classes)
+        if score > best_score + 1e-9:
+            best_tau, best_score = tau, score
+    return best_tau
+
+
 def refine_decision_bias(logits: np.ndarray, targets: np.ndarray, start: np.ndarray | None = None,
                          *, sweeps: int = 3) -> np.ndarray:
     """Per-class decision bias: ``start`` moved class by class to raise balanced accuracy on

@@ -43,18 +43,14 @@ def _validation_scores(logits: np.ndarray, targets: np.ndarray, classes: tuple[s
     from dermlens.evaluation.metrics import classification_metrics
     from dermlens.inference.calibration import nll_loss, softmax
     from dermlens.inference.decision import decide, decision_bias
-    from dermlens.training.decision_rule import PRIOR_TAUS
+    from dermlens.training.decision_rule import best_prior_tau
 
-    probabilities = softmax(logits)
-    best: dict = {}
-    for tau in PRIOR_TAUS if log_prior is not None else (0.0,):
-        decisions = decide(logits, decision_bias(log_prior, tau) if tau else None)
-        metrics = classification_metrics(targets, probabilities, classes, decisions)
-        if not best or metrics["balanced_accuracy"] > best["val_balanced_accuracy"] + 1e-9:
-            best = {"val_loss": nll_loss(logits, targets, 1.0), "val_accuracy": metrics["accuracy"],
-                    "val_balanced_accuracy": metrics["balanced_accuracy"],
-                    "val_macro_auc": metrics["macro_auc"], "prior_tau": tau}
-    return best
+    tau = best_prior_tau(logits, targets, log_prior) if log_prior is not None else 0.0
+    decisions = decide(logits, decision_bias(log_prior, tau) if tau else None)
+    metrics = classification_metrics(targets, softmax(logits), classes, decisions)
+    return {"val_loss": nll_loss(logits, targets, 1.0), "val_accuracy": metrics["accuracy"],
+            "val_balanced_accuracy": metrics["balanced_accuracy"], "val_macro_auc": metrics["macro_auc"],
+            "prior_tau": tau}
 
 
 def write_history(history: list[dict[str, Any]], out_dir: Path) -> None:
