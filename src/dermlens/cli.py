@@ -167,6 +167,38 @@ def export(
                                half_weights=half_weights)))
 
 
+@app.command()
+@friendly_errors
+def recalibrate(
+    model: Annotated[Path, typer.Option("--model", help="An exported model (.onnx), e.g. the bundled one.")],
+    data: DataOption,
+    split: Annotated[Path, typer.Option("--split", help="The split file the model was trained on "
+                                        "(split.json of its run): validation calibrates, test reports.")],
+    out: Annotated[Path, typer.Option("--out", help="The recalibrated .onnx file to write.")],
+    images: ImagesOption = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Folder for the test report "
+                                                "(default: beside --out).")] = None,
+    card: Annotated[Path | None, typer.Option("--card", help="YAML with model-card facts to embed in "
+                                                 "place of the model's.")] = None,
+) -> None:
+    """Recalibrate an exported model by matrix scaling on its validation split (no retraining): a new
+    file with calibrated logits, decision rule and abstention threshold, and a test report."""
+    from dermlens.data.readers import read_dataset
+    from dermlens.data.splits import load_split
+    from dermlens.export.recalibrate import recalibrate_onnx
+
+    dataset = read_dataset(data, images_dir=images)
+    report = report or out.parent / f"{out.stem}-recalibration"
+    result = recalibrate_onnx(model, dataset, load_split(split, dataset), out, report,
+                              card=_read_card(card) if card else None)
+    metrics, calibration = result["metrics"], result["calibration"]
+    typer.echo(f"validation ECE {calibration['val_ece_temperature']:.3f} with the temperature, "
+               f"{calibration['val_ece_after']:.3f} recalibrated; test balanced accuracy "
+               f"{metrics['balanced_accuracy']:.3f}, macro AUC {_fmt(metrics['macro_auc'])}")
+    typer.echo(f"report: {report / 'evaluation' / 'report.html'}")
+    typer.echo(str(out))
+
+
 def _read_card(path: Path) -> dict:
     import yaml
 

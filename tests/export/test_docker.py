@@ -25,9 +25,23 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "src" / "dermlens" / "asse
 
 
 @pytest.fixture(scope="module")
-def context(tmp_path_factory) -> Path:
-    """A context for the bundled model: real weights, 7 classes, Shades of Gray and a temperature."""
-    return docker_context(DEFAULT_MODEL, tmp_path_factory.mktemp("docker") / "context")
+def tempered_model(tmp_path_factory) -> Path:
+    """The bundled model (real weights, 7 classes, Shades of Gray) with a temperature of 0.7 in its
+    metadata: its own calibration is folded into the graph (temperature 1), so this copy makes the
+    server's temperature path do something."""
+    import onnx
+
+    proto = onnx.load(str(DEFAULT_MODEL))
+    entry = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
+    entry.value = json.dumps({**json.loads(entry.value), "temperature": 0.7})
+    path = tmp_path_factory.mktemp("tempered") / "model.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def context(tempered_model, tmp_path_factory) -> Path:
+    return docker_context(tempered_model, tmp_path_factory.mktemp("docker") / "context")
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +74,8 @@ def test_the_context_has_what_docker_needs(context):
     compile((context / "server.py").read_text(), "server.py", "exec")
 
 
-def test_predictions_match_dermlens_on_real_images(server, ham_images):
-    model = OnnxModel.load(DEFAULT_MODEL)
+def test_predictions_match_dermlens_on_real_images(server, ham_images, tempered_model):
+    model = OnnxModel.load(tempered_model)
     assert model.preprocessing.colour_constancy and model.temperature != 1.0  # both paths are exercised
     for path in ham_images.values():
         answer = post_image(server, path.read_bytes())

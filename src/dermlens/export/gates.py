@@ -36,6 +36,22 @@ def features_and_logits(session, prep, images: np.ndarray, indices: np.ndarray, 
     return np.concatenate(features), np.concatenate(logits)
 
 
+def abstention_evidence(val_logits: np.ndarray, val_targets: np.ndarray, temperature: float,
+                        decision_bias, target_accuracy: float = 0.9) -> dict:
+    """The abstention threshold read off validation, with the coverage and accuracy of what the
+    predictor really answers there: confident, and the decision rule agreeing with the most probable
+    class."""
+    val_probabilities = softmax(val_logits, temperature)
+    abstention = confidence_threshold(val_probabilities, val_targets, target_accuracy)
+    bias = None if decision_bias is None else np.asarray(decision_bias)
+    most_probable = val_probabilities.argmax(axis=1)
+    answered = ((val_probabilities.max(axis=1) >= abstention["threshold"])
+                & (decide(val_logits, bias) == most_probable))
+    abstention.update(coverage=float(answered.mean()),
+                      accuracy_when_answered=float((most_probable == val_targets)[answered].mean()))
+    return abstention
+
+
 def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | None = None,
               max_reject_rate: float = 0.01, target_accuracy: float = 0.9,
               n_components: int = 16) -> tuple[FeatureDensity, ServingGates]:
@@ -56,15 +72,8 @@ def fit_gates(model, info, dataset: LabelledImages, split, *, cache_dir: Path | 
     val_features, val_logits = features_and_logits(session, prep, images, val, "Validation split")
     val_scores = density.score(val_features)
     threshold = rejection_threshold(val_scores, max_reject_rate)
-    val_probabilities = softmax(val_logits, info.temperature)
-    abstention = confidence_threshold(val_probabilities, dataset.targets[val], target_accuracy)
-    # what the predictor really answers: confident, and the decision rule agrees with the most probable
-    bias = None if info.decision_bias is None else np.asarray(info.decision_bias)
-    most_probable = val_probabilities.argmax(axis=1)
-    answered = ((val_probabilities.max(axis=1) >= abstention["threshold"])
-                & (decide(val_logits, bias) == most_probable))
-    abstention.update(coverage=float(answered.mean()),
-                      accuracy_when_answered=float((most_probable == dataset.targets[val])[answered].mean()))
+    abstention = abstention_evidence(val_logits, dataset.targets[val], info.temperature, info.decision_bias,
+                                     target_accuracy)
     evidence = {"not_skin": {"fitted_on": f"{len(split.train)} training images",
                              "features": f"channel mean and std of backbone.{tap}" if tap
                              else "pooled backbone features",

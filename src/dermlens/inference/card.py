@@ -61,7 +61,9 @@ def card_summary(model: OnnxModel) -> str:
     if card.get("sensitivity"):
         lines.append("sensitivity per class: " + ", ".join(f"{c} {_pct(v)}" for c, v in card["sensitivity"].items()))
     calibration = metrics.get("calibration", {})
-    lines.append(f"calibration: temperature {model.temperature:.3f}; validation ECE "
+    how = (f"matrix scaling on temperature {calibration.get('temperature', 1.0):.3f} (folded into the model)"
+           if calibration.get("method") == "matrix" else f"temperature {model.temperature:.3f}")
+    lines.append(f"calibration: {how}; validation ECE "
                  f"{_num(calibration.get('val_ece_before'))} before, {_num(calibration.get('val_ece_after'))} after")
     uncertain = gates.evidence.get("uncertain", {})
     lines.append(f"uncertain below top probability {gates.min_confidence:.2f}"
@@ -97,7 +99,7 @@ def card_facts(model: OnnxModel) -> dict:
         "classes": [{"code": c, "name": display_name(c)} for c in model.classes],
         "held_out": _held_out(info),
         "external": card.get("external"),
-        "calibration": {"temperature": model.temperature, **(metrics.get("calibration", {}) or {})},
+        "calibration": {**(metrics.get("calibration", {}) or {}), "temperature": model.temperature},
         "abstention": {"min_confidence": gates.min_confidence, **(evidence.get("uncertain", {}) or {})},
         "not_skin_check": ({"threshold": gates.not_skin_threshold, **(evidence.get("not_skin", {}) or {})}
                            if model.has_not_skin_check else None),

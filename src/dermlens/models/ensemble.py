@@ -2,8 +2,8 @@
 
 Each member's probabilities are calibrated with its own temperature and averaged; ``forward`` returns
 the log of the average, which the rest of dermlens uses like any classifier's logits (a softmax of it
-gives the average back; the ensemble's own temperature and decision bias are fitted on validation on
-top). One forward pass, one exported ONNX graph: the predictor does not know it runs an ensemble.
+gives the average back; the ensemble's own calibration, a temperature or a matrix scaling stored as
+its output map, and its decision bias are fitted on validation on top). One forward pass, one exported ONNX graph: the predictor does not know it runs an ensemble.
 
 Members may have been prepared differently. The ensemble takes images as its first member (its
 *primary*: the heatmaps and the not-skin check read it) was trained on them; every other member gets
@@ -66,7 +66,8 @@ class EnsembleClassifier(nn.Module):
     n_metadata = 0
 
     def __init__(self, members: list[nn.Module], temperatures: list[float],
-                 preprocessings: list[Preprocessing]) -> None:
+                 preprocessings: list[Preprocessing],
+                 output_map: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         super().__init__()
         if not members or not (len(members) == len(temperatures) == len(preprocessings)):
             raise ValueError("an ensemble needs one temperature and one preprocessing per member")
@@ -90,9 +91,20 @@ class EnsembleClassifier(nn.Module):
                                      torch.from_numpy(resize_matrix(primary.width, prep.width).T.copy()))
             self.register_buffer(f"scale_{index}", _channels(1.0 / (255.0 * np.asarray(prep.std))))
             self.register_buffer(f"offset_{index}", _channels(-np.asarray(prep.mean) / np.asarray(prep.std)))
+        self.output_map: tuple[np.ndarray, np.ndarray] | None = None
+        if output_map is not None:
+            self.set_output_map(*output_map)
         self.same_input = [self.sizes[i] == self.sizes[0] and not self.colour_constancy[i]
                            and (p.mean, p.std) == (primary.mean, primary.std)
                            for i, p in enumerate(preprocessings)]
+
+    def set_output_map(self, matrix: np.ndarray, bias: np.ndarray) -> None:
+        """Answer with ``log(average) @ matrix.T + bias`` from now on: the ensemble's recalibration
+        (`dermlens.inference.matrix_scaling`), which cannot be folded into any member's last layer."""
+        matrix, bias = np.asarray(matrix, np.float32), np.asarray(bias, np.float32)
+        self.output_map = (matrix, bias)
+        self.register_buffer("map_matrix", torch.from_numpy(matrix.T.copy()))
+        self.register_buffer("map_bias", torch.from_numpy(bias.copy()))
 
     @property
     def primary(self) -> nn.Module:
@@ -120,7 +132,10 @@ class EnsembleClassifier(nn.Module):
         for index, (member, temperature) in enumerate(zip(self.members, self.temperatures)):
             probabilities = torch.softmax(member(self.member_input(index, images)) / temperature, dim=1)
             total = probabilities if total is None else total + probabilities
-        return torch.log(torch.clamp(total / len(self.members), min=1e-12))
+        log_average = torch.log(torch.clamp(total / len(self.members), min=1e-12))
+        if self.output_map is None:
+            return log_average
+        return torch.matmul(log_average, self.map_matrix) + self.map_bias
 
 
 def primary_member(model: nn.Module) -> nn.Module:

@@ -134,7 +134,10 @@ def _fine_tune(store: ProjectStore, config: dict, rows, truth: np.ndarray, work:
                         height=224, width=224, cache_dir=str(work / "cache")),
         model=ModelConfig(backbone=config["backbone"]),
         training=TrainingConfig(head_epochs=30, epochs=6, finetune="last", finetune_stages=4, warmup_steps=20,
-                                max_minutes=budget, prior_correction=False, class_weighting="sqrt"))
+                                max_minutes=budget, prior_correction=False, class_weighting="sqrt",
+                                # a project's few validation images, and multilabel tags read by a
+                                # sigmoid per tag: one temperature, not a matrix
+                                calibration="temperature"))
     started = time.monotonic()
     done = threading.Event()
 

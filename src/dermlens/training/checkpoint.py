@@ -33,6 +33,9 @@ class ModelInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: an ensemble's members, one line each (name, backbone, input size, temperature); empty otherwise
     members: tuple[dict[str, Any], ...] = ()
+    #: an ensemble's recalibration of its averaged log-probabilities, {"matrix": k x k, "bias": k}
+    #: (`dermlens.models.recalibration`); a single model has it folded into its last layer
+    output_map: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         values = {"backbone": self.backbone, "classes": list(self.classes),
@@ -42,6 +45,8 @@ class ModelInfo:
                   "config": self.config, "metrics": self.metrics}
         if self.members:
             values["members"] = [dict(member) for member in self.members]
+        if self.output_map is not None:
+            values["output_map"] = dict(self.output_map)
         return values
 
     @classmethod
@@ -54,7 +59,8 @@ class ModelInfo:
                    else tuple(float(v) for v in values["decision_bias"]),
                    config=values.get("config", {}),
                    metrics=values.get("metrics", {}),
-                   members=tuple(values.get("members", ())))
+                   members=tuple(values.get("members", ())),
+                   output_map=values.get("output_map"))
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -111,17 +117,20 @@ def load_model(path: str | Path):
     blob = read_checkpoint(path)
     info = ModelInfo.from_dict(blob["info"])
     if "members" in blob:
-        return _load_ensemble(path, blob["members"]), info
+        return _load_ensemble(path, blob["members"], info.output_map), info
     return _build_model(path, info, blob["state_dict"]), info
 
 
-def _load_ensemble(path: str | Path, members: list[dict]):
+def _load_ensemble(path: str | Path, members: list[dict], output_map: dict[str, Any] | None):
+    import numpy as np
+
     from dermlens.models.ensemble import EnsembleClassifier
 
     infos = [ModelInfo.from_dict(member["info"]) for member in members]
     models = [_build_model(path, info, member["state_dict"]) for info, member in zip(infos, members)]
+    mapping = None if output_map is None else (np.asarray(output_map["matrix"]), np.asarray(output_map["bias"]))
     return EnsembleClassifier(models, [info.temperature for info in infos],
-                              [info.preprocessing for info in infos]).eval()
+                              [info.preprocessing for info in infos], output_map=mapping).eval()
 
 
 def _build_model(path: str | Path, info: ModelInfo, state_dict: dict):

@@ -26,6 +26,9 @@ Weighting = Literal["none", "balanced", "sqrt"]
 ImbalanceLoss = Literal["weighted", "logit_adjusted"]
 Finetune = Literal["none", "last", "all"]
 Schedule = Literal["cosine", "onecycle", "constant"]
+#: after training, on validation: one temperature, or a matrix scaling on top of it where it pays
+#: (`dermlens.inference.matrix_scaling`)
+Calibration = Literal["temperature", "matrix"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class TrainingConfig:
     #: with prior_correction: "prior" keeps that one shared tau; "per_class" then moves each class's
     #: shift on its own to raise validation balanced accuracy (`dermlens.training.decision_rule`)
     decision_rule: DecisionRule = "prior"
+    #: "matrix" calibrates class by class; its probabilities carry the real class frequencies, so the
+    #: decision's prior correction (tau) is chosen again on them, whatever prior_correction says
+    calibration: Calibration = "matrix"
     sampling: Weighting = "none"
     label_smoothing: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -129,12 +129,16 @@ def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None =
     validation = _validation_scores(val_logits, data.targets[val], data.dataset.classes, log_prior)
     tau = validation.pop("prior_tau")
     bias = tuple(decision_bias(log_prior, tau).tolist()) if tau else None
-    rule = (config or primary).training.decision_rule
+    recipe = (config or primary).training
+    rule = recipe.decision_rule
     result = calibrate_and_test(logits_of, data, bias, out_dir, f"dermlens ensemble of {len(members)}",
-                                val_logits=val_logits, rule=rule)
+                                val_logits=val_logits, rule=rule, calibration=recipe.calibration)
     minutes = minutes_before + (time.monotonic() - started) / 60
     info = _ensemble_info(names, checkpoints, infos, result.temperature, result.decision_bias,
                           config.to_dict() if config is not None else primary.to_dict())
+    if result.output_map is not None:
+        matrix, shift = result.output_map
+        info.temperature, info.output_map = 1.0, {"matrix": matrix.tolist(), "bias": shift.tolist()}
     info.metrics = {**result.summary(), "prior_tau": tau, "decision_rule": rule, "validation": validation,
                     "members": [dict(line) for line in info.members], "minutes": round(minutes, 2)}
     save_ensemble(members, info, out_dir / BEST)

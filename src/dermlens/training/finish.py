@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from dermlens.inference.matrix_scaling import MatrixScaling
 from dermlens.progress import say
+from dermlens.training.config import Calibration
 from dermlens.training.decision_rule import DecisionRule
 
 
 @dataclass
 class HeldOut:
-    """What `calibrate_and_test` measured: the fitted temperature and the held-out metrics."""
+    """What `calibrate_and_test` measured: the calibration fitted on validation and the held-out metrics."""
 
     temperature: float
     calibration: dict
@@ -23,6 +25,16 @@ class HeldOut:
     n_images: int
     metrics: dict
     decision_bias: tuple[float, ...] | None  # the decision rule the metrics were measured with
+    #: the matrix scaling of logits / temperature, when it paid on validation (then the decision bias
+    #: is on the recalibrated logits, whose temperature is 1)
+    scaling: MatrixScaling | None = None
+
+    @property
+    def output_map(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The whole recalibration as one map of the raw logits (temperature folded in), or None."""
+        if self.scaling is None:
+            return None
+        return self.scaling.matrix / self.temperature, self.scaling.bias
 
     def summary(self) -> dict:
         keys = ("accuracy", "balanced_accuracy", "macro_auc", "macro_average_precision", "ece")
@@ -33,43 +45,70 @@ class HeldOut:
 
 def calibrate_and_test(logits_of: Callable[[np.ndarray, str], np.ndarray], data, decision_bias,
                        out_dir: Path, title: str, val_logits: np.ndarray | None = None,
-                       rule: DecisionRule = "prior") -> HeldOut:
-    """Fit the temperature on validation, then evaluate on the test split (validation when there is
-    none) into ``out_dir / "evaluation"``; ``logits_of(indices, label)`` runs the model.
+                       rule: DecisionRule = "prior", calibration: Calibration = "temperature") -> HeldOut:
+    """Calibrate on validation, then evaluate on the test split (validation when there is none) into
+    ``out_dir / "evaluation"``; ``logits_of(indices, label)`` runs the model.
 
-    With ``rule="per_class"`` the decision bias (none: zeros) is refined class by class on
-    validation (`dermlens.training.decision_rule`) before the test."""
+    The temperature is always fitted. With ``calibration="matrix"`` a matrix scaling is fitted on top
+    where it pays (`dermlens.inference.matrix_scaling`); its probabilities carry the training data's
+    class frequencies, so the decision's prior correction is chosen again on the recalibrated
+    validation logits and ``decision_bias`` (the training's choice) is replaced. With
+    ``rule="per_class"`` the decision bias is then refined class by class on validation
+    (`dermlens.training.decision_rule`) before the test."""
     from dermlens.evaluation.calibration import expected_calibration_error
     from dermlens.evaluation.report import evaluate_predictions
     from dermlens.inference.calibration import fit_temperature, softmax
     from dermlens.inference.decision import decide
+    from dermlens.inference.decision import decision_bias as prior_bias
+    from dermlens.inference.matrix_scaling import fit_matrix_scaling
+    from dermlens.training.decision_rule import best_prior_tau
 
     val, test = data.split.val, data.split.test
+    val_targets = data.targets[val]
     if val_logits is None:
         val_logits = logits_of(val, "Calibrating on validation")
-    temperature = fit_temperature(val_logits, data.targets[val])
-    calibration = {
-        "temperature": temperature,
-        "val_ece_before": expected_calibration_error(data.targets[val], softmax(val_logits)),
-        "val_ece_after": expected_calibration_error(data.targets[val], softmax(val_logits, temperature)),
-    }
-    held_out, subset = (test, "test") if len(test) else (val, "validation")
-    logits = logits_of(held_out, f"Evaluating on {subset}") if len(test) else val_logits
-    bias = None if decision_bias is None else np.asarray(decision_bias, np.float64)
+    temperature = fit_temperature(val_logits, val_targets)
+    scaling = fit_matrix_scaling(val_logits / temperature, val_targets) if calibration == "matrix" else None
+
+    def calibrated(logits: np.ndarray) -> np.ndarray:  # logits with temperature 1
+        scaled = np.asarray(logits, np.float64) / temperature
+        return scaled if scaling is None else scaling.apply(scaled)
+
+    val_calibrated = calibrated(val_logits)
+    record = {"method": "temperature" if scaling is None else "matrix", "temperature": temperature,
+              "val_ece_before": expected_calibration_error(val_targets, softmax(val_logits)),
+              "val_ece_after": expected_calibration_error(val_targets, softmax(val_calibrated))}
+    if calibration == "matrix":
+        record["val_ece_temperature"] = expected_calibration_error(val_targets, softmax(val_logits, temperature))
+    # the decision bias below is on calibrated logits (temperature 1) until it is returned
+    bias = None if decision_bias is None else np.asarray(decision_bias, np.float64) / temperature
+    if scaling is not None:
+        record.update({"matrix_strength": scaling.strength, "cv_nll": round(scaling.cv_nll, 5),
+                       "cv_nll_temperature": round(scaling.cv_nll_temperature, 5)})
+        counts = np.bincount(data.targets[data.split.train], minlength=val_logits.shape[1])
+        log_prior = np.log(np.maximum(counts, 1) / max(counts.sum(), 1))
+        tau = best_prior_tau(val_calibrated, val_targets, log_prior)
+        record["prior_tau"] = tau
+        bias = prior_bias(log_prior, tau) if tau else None
     if rule == "per_class":
         from dermlens.training.decision_rule import refine_decision_bias
 
         # refined on calibrated logits, so the grid of shifts means the same for every model
-        start = None if bias is None else bias / temperature
-        bias = refine_decision_bias(val_logits / temperature, data.targets[val], start) * temperature
+        bias = refine_decision_bias(val_calibrated, val_targets, bias)
+    held_out, subset = (test, "test") if len(test) else (val, "validation")
+    logits = calibrated(logits_of(held_out, f"Evaluating on {subset}") if len(test) else val_logits)
+    how = (f"temperature {temperature:.3f}" if scaling is None
+           else f"temperature {temperature:.3f} and matrix scaling")
     metrics = evaluate_predictions(
-        data.targets[held_out], softmax(logits, temperature), data.dataset.classes, out_dir / "evaluation",
+        data.targets[held_out], softmax(logits), data.dataset.classes, out_dir / "evaluation",
         decisions=decide(logits, bias), title=f"{title} on the held-out {subset} split",
         image_ids=[data.dataset.ids[i] for i in held_out],
         source_note=f"{len(held_out)} images of {data.dataset.source or 'the dataset'}, "
-                    f"grouped split (no lesion in two subsets); temperature {temperature:.3f}")
-    return HeldOut(temperature, calibration, subset, len(held_out), metrics,
-                   None if bias is None else tuple(bias.tolist()))
+                    f"grouped split (no lesion in two subsets); {how}")
+    if bias is not None and scaling is None:
+        bias = bias * temperature  # a temperature-only model keeps raw logits: so does its bias
+    return HeldOut(temperature, record, subset, len(held_out), metrics,
+                   None if bias is None else tuple(bias.tolist()), scaling)
 
 
 def report_held_out(result: HeldOut, minutes: float, out_dir: Path) -> None:
@@ -89,12 +128,17 @@ def finish_run(trainer):
     model, info = load_model(out_dir / BEST)
     trainer.model = model
     t = trainer.config.training
-    rule = t.decision_rule if t.prior_correction else "prior"
+    rule = t.decision_rule if t.prior_correction or t.calibration == "matrix" else "prior"
     result = calibrate_and_test(trainer.logits, trainer.data, info.decision_bias, out_dir,
-                                f"dermlens {info.backbone}", rule=rule)
+                                f"dermlens {info.backbone}", rule=rule, calibration=t.calibration)
     metric = "val_" + trainer.config.training.select_metric
     best_row = max(trainer.history, key=lambda r: -np.inf if r[metric] is None else r[metric])
     info.temperature, info.decision_bias = result.temperature, result.decision_bias
+    if result.output_map is not None:
+        from dermlens.models.recalibration import apply_output_map
+
+        apply_output_map(model, *result.output_map)
+        info.temperature = 1.0
     info.metrics = {**result.summary(), "selected_epoch": best_row["epoch"],
                     "selected_stage": best_row["stage"], "prior_tau": best_row.get("prior_tau", 0.0),
                     "decision_rule": rule,
