@@ -139,7 +139,7 @@ def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None =
     if result.output_map is not None:
         matrix, shift = result.output_map
         info.temperature, info.output_map = 1.0, {"matrix": matrix.tolist(), "bias": shift.tolist()}
-    info.metrics = {**result.summary(), "prior_tau": tau, "decision_rule": rule, "validation": validation,
+    info.metrics = {**result.summary(), "prior_tau": result.calibration.get("prior_tau", tau), "decision_rule": rule, "validation": validation,
                     "members": [dict(line) for line in info.members], "minutes": round(minutes, 2)}
     save_ensemble(members, info, out_dir / BEST)
     (out_dir / "summary.json").write_text(json.dumps(info.metrics, indent=2))

@@ -43,72 +43,90 @@ class HeldOut:
                 "calibration": self.calibration}
 
 
-def calibrate_and_test(logits_of: Callable[[np.ndarray, str], np.ndarray], data, decision_bias,
-                       out_dir: Path, title: str, val_logits: np.ndarray | None = None,
-                       rule: DecisionRule = "prior", calibration: Calibration = "temperature") -> HeldOut:
-    """Calibrate on validation, then evaluate on the test split (validation when there is none) into
-    ``out_dir / "evaluation"``; ``logits_of(indices, label)`` runs the model.
+@dataclass
+class Calibrated:
+    """A calibration fitted on validation: ``apply`` turns raw logits into calibrated ones
+    (temperature 1), on which ``decision_bias`` is expressed."""
 
-    The temperature is always fitted. With ``calibration="matrix"`` a matrix scaling is fitted on top
-    where it pays (`dermlens.inference.matrix_scaling`); its probabilities carry the training data's
-    class frequencies, so the decision's prior correction is chosen again on the recalibrated
-    validation logits and ``decision_bias`` (the training's choice) is replaced. With
-    ``rule="per_class"`` the decision bias is then refined class by class on validation
-    (`dermlens.training.decision_rule`) before the test."""
+    temperature: float
+    scaling: MatrixScaling | None
+    decision_bias: np.ndarray | None
+    record: dict
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        scaled = np.asarray(logits, np.float64) / self.temperature
+        return scaled if self.scaling is None else self.scaling.apply(scaled)
+
+
+def fit_calibration(val_logits: np.ndarray, val_targets: np.ndarray, train_targets: np.ndarray,
+                    decision_bias, *, calibration: Calibration = "temperature",
+                    rule: DecisionRule = "prior") -> Calibrated:
+    """The temperature, then with ``calibration="matrix"`` a matrix scaling where it pays
+    (`dermlens.inference.matrix_scaling`). Matrix-scaled probabilities carry the training data's class
+    frequencies, so the decision's prior correction is then chosen again on the recalibrated
+    validation logits, replacing ``decision_bias`` (the training's choice, on raw logits). With
+    ``rule="per_class"`` the decision bias is refined class by class on validation
+    (`dermlens.training.decision_rule`)."""
     from dermlens.evaluation.calibration import expected_calibration_error
-    from dermlens.evaluation.report import evaluate_predictions
     from dermlens.inference.calibration import fit_temperature, softmax
-    from dermlens.inference.decision import decide
     from dermlens.inference.decision import decision_bias as prior_bias
     from dermlens.inference.matrix_scaling import fit_matrix_scaling
     from dermlens.training.decision_rule import best_prior_tau
 
-    val, test = data.split.val, data.split.test
-    val_targets = data.targets[val]
-    if val_logits is None:
-        val_logits = logits_of(val, "Calibrating on validation")
     temperature = fit_temperature(val_logits, val_targets)
     scaling = fit_matrix_scaling(val_logits / temperature, val_targets) if calibration == "matrix" else None
-
-    def calibrated(logits: np.ndarray) -> np.ndarray:  # logits with temperature 1
-        scaled = np.asarray(logits, np.float64) / temperature
-        return scaled if scaling is None else scaling.apply(scaled)
-
-    val_calibrated = calibrated(val_logits)
+    result = Calibrated(temperature, scaling, None, {})
+    val_calibrated = result.apply(val_logits)
     record = {"method": "temperature" if scaling is None else "matrix", "temperature": temperature,
               "val_ece_before": expected_calibration_error(val_targets, softmax(val_logits)),
               "val_ece_after": expected_calibration_error(val_targets, softmax(val_calibrated))}
     if calibration == "matrix":
         record["val_ece_temperature"] = expected_calibration_error(val_targets, softmax(val_logits, temperature))
-    # the decision bias below is on calibrated logits (temperature 1) until it is returned
     bias = None if decision_bias is None else np.asarray(decision_bias, np.float64) / temperature
     if scaling is not None:
         record.update({"matrix_strength": scaling.strength, "cv_nll": round(scaling.cv_nll, 5),
                        "cv_nll_temperature": round(scaling.cv_nll_temperature, 5)})
-        counts = np.bincount(data.targets[data.split.train], minlength=val_logits.shape[1])
+        counts = np.bincount(train_targets, minlength=val_logits.shape[1])
         log_prior = np.log(np.maximum(counts, 1) / max(counts.sum(), 1))
-        tau = best_prior_tau(val_calibrated, val_targets, log_prior)
-        record["prior_tau"] = tau
-        bias = prior_bias(log_prior, tau) if tau else None
+        record["prior_tau"] = best_prior_tau(val_calibrated, val_targets, log_prior)
+        bias = prior_bias(log_prior, record["prior_tau"]) if record["prior_tau"] else None
     if rule == "per_class":
         from dermlens.training.decision_rule import refine_decision_bias
 
         # refined on calibrated logits, so the grid of shifts means the same for every model
         bias = refine_decision_bias(val_calibrated, val_targets, bias)
+    result.decision_bias, result.record = bias, record
+    return result
+
+
+def calibrate_and_test(logits_of: Callable[[np.ndarray, str], np.ndarray], data, decision_bias,
+                       out_dir: Path, title: str, val_logits: np.ndarray | None = None,
+                       rule: DecisionRule = "prior", calibration: Calibration = "temperature") -> HeldOut:
+    """Calibrate on validation (`fit_calibration`), then evaluate on the test split (validation when
+    there is none) into ``out_dir / "evaluation"``; ``logits_of(indices, label)`` runs the model."""
+    from dermlens.evaluation.report import evaluate_predictions
+    from dermlens.inference.calibration import softmax
+    from dermlens.inference.decision import decide
+
+    val, test = data.split.val, data.split.test
+    if val_logits is None:
+        val_logits = logits_of(val, "Calibrating on validation")
+    fitted = fit_calibration(val_logits, data.targets[val], data.targets[data.split.train], decision_bias,
+                             calibration=calibration, rule=rule)
     held_out, subset = (test, "test") if len(test) else (val, "validation")
-    logits = calibrated(logits_of(held_out, f"Evaluating on {subset}") if len(test) else val_logits)
-    how = (f"temperature {temperature:.3f}" if scaling is None
-           else f"temperature {temperature:.3f} and matrix scaling")
+    logits = fitted.apply(logits_of(held_out, f"Evaluating on {subset}") if len(test) else val_logits)
+    how = f"temperature {fitted.temperature:.3f}" + ("" if fitted.scaling is None else " and matrix scaling")
     metrics = evaluate_predictions(
         data.targets[held_out], softmax(logits), data.dataset.classes, out_dir / "evaluation",
-        decisions=decide(logits, bias), title=f"{title} on the held-out {subset} split",
+        decisions=decide(logits, fitted.decision_bias), title=f"{title} on the held-out {subset} split",
         image_ids=[data.dataset.ids[i] for i in held_out],
         source_note=f"{len(held_out)} images of {data.dataset.source or 'the dataset'}, "
                     f"grouped split (no lesion in two subsets); {how}")
-    if bias is not None and scaling is None:
-        bias = bias * temperature  # a temperature-only model keeps raw logits: so does its bias
-    return HeldOut(temperature, record, subset, len(held_out), metrics,
-                   None if bias is None else tuple(bias.tolist()), scaling)
+    bias = fitted.decision_bias
+    if bias is not None and fitted.scaling is None:
+        bias = bias * fitted.temperature  # a temperature-only model keeps raw logits: so does its bias
+    return HeldOut(fitted.temperature, fitted.record, subset, len(held_out), metrics,
+                   None if bias is None else tuple(bias.tolist()), fitted.scaling)
 
 
 def report_held_out(result: HeldOut, minutes: float, out_dir: Path) -> None:
@@ -140,7 +158,7 @@ def finish_run(trainer):
         apply_output_map(model, *result.output_map)
         info.temperature = 1.0
     info.metrics = {**result.summary(), "selected_epoch": best_row["epoch"],
-                    "selected_stage": best_row["stage"], "prior_tau": best_row.get("prior_tau", 0.0),
+                    "selected_stage": best_row["stage"], "prior_tau": result.calibration.get("prior_tau", best_row.get("prior_tau", 0.0)),
                     "decision_rule": rule,
                     "validation": {k: v for k, v in best_row.items() if k.startswith("val_")},
                     "minutes": round(trainer.minutes(), 2)}
