@@ -174,7 +174,7 @@ def test_missing_or_invalid_yaml_file(tmp_path):
         load_config(listing)
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "quick.yaml", "scratch.yaml"])
+@pytest.mark.parametrize("name", ["single.yaml", "quick.yaml", "scratch.yaml", "bundled.yaml"])
 def test_shipped_configs_load(name):
     config = load_config(CONFIGS / name)
     assert isinstance(config, RunConfig)
@@ -185,16 +185,31 @@ def test_shipped_configs_load(name):
             assert (list(loaded) if isinstance(loaded, tuple) else loaded) == value, f"{name}: {section}.{key}"
 
 
-def test_the_defaults_are_the_default_recipe():
-    """`dermlens train` without --config trains what configs/default.yaml describes (bar its budget)."""
-    default = load_config(CONFIGS / "default.yaml")
-    assert default.training.max_minutes == 44
-    assert dataclasses.replace(default, training=dataclasses.replace(default.training, max_minutes=0.0)) \
+def test_the_defaults_are_the_single_model_recipe():
+    """`dermlens train` without --config trains what configs/single.yaml describes (bar its budget)."""
+    single = load_config(CONFIGS / "single.yaml")
+    assert single.training.max_minutes == 44
+    assert dataclasses.replace(single, training=dataclasses.replace(single.training, max_minutes=0.0)) \
         == load_config(None)
 
 
-def test_shipped_recipes_say_what_they_promise():
+def test_the_default_recipe_is_two_lite0s_sharing_45_minutes():
+    """configs/default.yaml: two EfficientNet-Lite0 members on one split, their recipes as the file says."""
+    from dermlens.training.ensemble import member_config
+
     default = load_config(CONFIGS / "default.yaml")
+    assert [m.name for m in default.ensemble] == ["native", "large"] and default.training.max_minutes == 44
+    native, large = (member_config(default, i) for i in range(2))
+    assert native.model.backbone == large.model.backbone == "efficientnet_lite0"
+    assert (native.data.height, native.data.width, native.training.sampling) == (150, 200, "balanced")
+    assert (large.data.height, large.data.width, large.data.colour_constancy) == (192, 256, 6)
+    assert native.training.calibration == large.training.calibration == "matrix"
+    assert native.data.seed == large.data.seed and native.data.fractions == large.data.fractions
+    assert native.training.max_minutes + large.training.max_minutes <= 44
+
+
+def test_shipped_recipes_say_what_they_promise():
+    default = load_config(CONFIGS / "single.yaml")
     assert default.model.pretrained and default.training.finetune == "last"
     assert 0 < default.training.finetune_stages <= 11  # efficientnet_lite0 has 11 stages
     quick = load_config(CONFIGS / "quick.yaml")

@@ -27,7 +27,7 @@ def test_two_ranks_train_one_run_folder(ham_small: Path, tmp_path: Path) -> None
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
                "-m", "dermlens.cli", "train", "--data", str(ham_small), "--out", str(out),
-               "--config", str(ROOT / "configs" / "default.yaml"),
+               "--config", str(ROOT / "configs" / "single.yaml"),
                "--set", "training.head_epochs=2", "--set", "training.epochs=1",
                "--set", "training.batch_size=8", "--set", f"data.cache_dir={tmp_path / 'cache'}",
                "--set", "data.fractions=0.6,0.2,0.2"]

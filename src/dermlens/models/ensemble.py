@@ -3,7 +3,8 @@
 Each member's probabilities are calibrated with its own temperature and averaged; ``forward`` returns
 the log of the average, which the rest of dermlens uses like any classifier's logits (a softmax of it
 gives the average back; the ensemble's own calibration, a temperature or a matrix scaling stored as
-its output map, and its decision bias are fitted on validation on top). One forward pass, one exported ONNX graph: the predictor does not know it runs an ensemble.
+its output map, and its decision bias are fitted on validation on top). One forward pass, one
+exported ONNX graph: the predictor does not know it runs an ensemble.
 
 Members may have been prepared differently. The ensemble takes images as its first member (its
 *primary*: the heatmaps and the not-skin check read it) was trained on them; every other member gets

@@ -1,7 +1,8 @@
 """A run, described by a frozen dataclass tree loaded from YAML and overridden from the command line.
 
-The defaults are the default recipe (``configs/default.yaml`` spells it out and adds a time budget),
-so ``dermlens train --data D --out R`` without ``--config`` trains it too.
+The defaults are the single-model recipe (``configs/single.yaml`` spells it out and adds a time budget;
+the default recipe, ``configs/default.yaml``, trains two such models as an ensemble),
+so ``dermlens train --data D --out R`` without ``--config`` trains one model of that recipe.
 
 >>> config = load_config(None, ["training.epochs=3", "model.backbone=efficientnet_lite1"])
 >>> config.training.epochs, config.model.backbone

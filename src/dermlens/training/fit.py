@@ -217,7 +217,7 @@ def fit(config: RunConfig, out_dir: str | Path, *, resume: bool = True) -> Run:
     """Train a model as ``config`` says; write everything into ``out_dir``.
 
     >>> from dermlens.training.config import load_config
-    >>> run = fit(load_config("configs/default.yaml", ["data.path=data/ham10000"]), "runs/ham")  # doctest: +SKIP
+    >>> run = fit(load_config("configs/single.yaml", ["data.path=data/ham10000"]), "runs/ham")  # doctest: +SKIP
     >>> run.best_checkpoint                                                                      # doctest: +SKIP
     PosixPath('runs/ham/best.pt')
     """
