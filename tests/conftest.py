@@ -54,6 +54,12 @@ def make_ham_subset(ham: Path, folder: Path, per_class: int, classes: tuple[str,
 
 
 @pytest.fixture(scope="session")
+def ham_part(ham_dir: Path):
+    """``ham_part(folder, per_class, classes=None)``: `make_ham_subset` of the real HAM10000 folder."""
+    return lambda folder, per_class, classes=None: make_ham_subset(ham_dir, folder, per_class, classes)
+
+
+@pytest.fixture(scope="session")
 def ham_small(ham_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 100 real HAM10000 images, 15 per class (fewer for none: every class has 115+)."""
     return make_ham_subset(ham_dir, tmp_path_factory.mktemp("ham_small"), per_class=15)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_ham_subset
 from typer.testing import CliRunner
 
 from dermlens.cli import app
@@ -27,10 +26,10 @@ DISTORTION = (np.eye(7) * 2.0, np.array([0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
 
 
 @pytest.fixture(scope="module")
-def labelled(ham_dir, tmp_path_factory):
+def labelled(ham_part, tmp_path_factory):
     """420 real HAM10000 images (60 per class) and a lesion-grouped 20/60/20 split of them: enough
     validation images per class to cross-validate a matrix."""
-    folder = make_ham_subset(ham_dir, tmp_path_factory.mktemp("ham60"), per_class=60)
+    folder = ham_part(tmp_path_factory.mktemp("ham60"), per_class=60)
     dataset = read_dataset(folder)
     split_file = save_split(grouped_split(dataset, (0.2, 0.6, 0.2), seed=0), dataset, folder / "split.json")
     return folder, dataset, split_file
@@ -88,7 +87,7 @@ def test_a_miscalibrated_model_is_recalibrated_on_its_validation_split(distorted
     assert nll_loss(new, targets, 1.0) < nll_loss(old, targets, fit_temperature(old, targets)) - 0.02
 
 
-def test_the_cli_writes_the_model_and_refuses_what_does_not_fit(distorted, labelled, tmp_path, ham_dir):
+def test_the_cli_writes_the_model_and_refuses_what_does_not_fit(distorted, labelled, tmp_path, ham_part):
     folder, _, split_file = labelled
     runner = CliRunner()
     out = tmp_path / "cli.onnx"
@@ -99,15 +98,15 @@ def test_the_cli_writes_the_model_and_refuses_what_does_not_fit(distorted, label
     info = json.loads(next(p.value for p in onnx.load(str(out)).metadata_props if p.key == METADATA_KEY))
     assert info["metrics"]["calibration"]["method"] == "matrix"
 
-    two_classes = make_ham_subset(ham_dir, tmp_path / "two", per_class=10, classes=("mel", "nv"))
+    two_classes = ham_part(tmp_path / "two", per_class=10, classes=("mel", "nv"))
     refused = runner.invoke(app, ["recalibrate", "--model", str(distorted), "--data", str(two_classes),
                                   "--split", str(split_file), "--out", str(tmp_path / "x.onnx")])
     assert refused.exit_code == 2 and "error:" in refused.output and not (tmp_path / "x.onnx").exists()
 
 
-def test_too_few_validation_images_leave_the_model_as_it_is(ham_dir, tmp_path):
+def test_too_few_validation_images_leave_the_model_as_it_is(ham_part, tmp_path):
     """Four or fewer validation images of a class cannot cross-validate a matrix: a clear error, no file."""
-    folder = make_ham_subset(ham_dir, tmp_path / "ham6", per_class=6)
+    folder = ham_part(tmp_path / "ham6", per_class=6)
     dataset = read_dataset(folder)
     split = grouped_split(dataset, (0.2, 0.6, 0.2), seed=0)
     assert np.bincount(dataset.targets[split.val], minlength=7).min() < 5
