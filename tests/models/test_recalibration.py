@@ -66,3 +66,21 @@ def test_an_ensemble_checkpoint_carries_its_output_map(classifiers, tmp_path):
 def test_only_dermlens_classifiers_can_be_recalibrated():
     with pytest.raises(TypeError, match="expected a dermlens classifier"):
         apply_output_map(torch.nn.Linear(3, 3), MATRIX, BIAS)
+
+
+def test_an_exported_ensemble_answers_with_its_output_map(classifiers, tmp_path):
+    from dermlens.export.onnx import export_onnx
+    from dermlens.inference.onnx_model import OnnxModel
+    from dermlens.training.checkpoint import ModelInfo, load_model, save_ensemble
+
+    prep = Preprocessing(64, 64)
+    infos = [ModelInfo("efficientnet_lite0", ("a", "b", "c"), prep) for _ in classifiers]
+    whole = ModelInfo("efficientnet_lite0", ("a", "b", "c"), prep,
+                      output_map={"matrix": MATRIX.tolist(), "bias": BIAS.tolist()})
+    save_ensemble(list(zip(classifiers, infos)), whole, tmp_path / "best.pt")
+    exported = OnnxModel.load(export_onnx(tmp_path / "best.pt", tmp_path / "model.onnx"))
+    model, _ = load_model(tmp_path / "best.pt")
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(images).numpy()
+    np.testing.assert_allclose(exported.logits(images.numpy()), expected, atol=1e-4)
