@@ -41,7 +41,8 @@ def recalibrate_onnx(model_path: str | Path, dataset: LabelledImages, split: Spl
                      batch_size: int = 32) -> dict:
     """Write ``out_path``: ``model_path`` recalibrated on ``split``'s validation images of ``dataset``
     (the split the model was trained on), with ``card`` (model-card facts) in place of the model's when
-given; -> the calibration record and the held-out metrics.
+    given; -> the calibration record and the held-out metrics. A model recalibrated before gets a
+    second map on top, and its metadata the two composed.
 
     >>> recalibrate_onnx("model.onnx", read_dataset("ham10000"), load_split("split.json", ham),
     ...                  "model-recalibrated.onnx", "recalibration")   # doctest: +SKIP
@@ -83,12 +84,16 @@ given; -> the calibration record and the held-out metrics.
     info = dict(model.info)
     info["temperature"] = 1.0
     info["decision_bias"] = None if result.decision_bias is None else list(result.decision_bias)
-    info["output_map"] = {"matrix": matrix.tolist(), "bias": bias.tolist()}
+    earlier = info.get("output_map")  # the graph maps the logits twice: the metadata says the whole
+    total = (matrix, bias) if earlier is None else (matrix @ np.asarray(earlier["matrix"]),
+                                                   matrix @ np.asarray(earlier["bias"]) + bias)
+    info["output_map"] = {"matrix": total[0].tolist(), "bias": total[1].tolist()}
     info["metrics"] = {**(info.get("metrics") or {}), **result.summary(), "decision_rule": rule}
     gates = dict(info.get("gates") or {})
     recalibrated_val = val_logits @ matrix.T + bias
+    target_accuracy = ((gates.get("evidence") or {}).get("uncertain") or {}).get("target_accuracy", 0.9)
     abstention = abstention_evidence(recalibrated_val, data.targets[split.val], 1.0, result.decision_bias,
-                                     (gates.get("evidence", {}).get("uncertain") or {}).get("target_accuracy", 0.9))
+                                     target_accuracy)
     gates["min_confidence"] = abstention["threshold"]
     gates["evidence"] = {**(gates.get("evidence") or {}), "uncertain": abstention}
     info["gates"] = gates
