@@ -1,12 +1,15 @@
 """Speed and memory of the predictor (issue targets: p50 <= 15 ms, >= 3x eager PyTorch, >= 100 images/s,
 <= 400 MB, cold start <= 2 s).
 
-    python bench/predictor.py [--model default] [--checkpoint RUN/best.pt] [--images 300]
+    python bench/predictor.py [--model default] [--checkpoint RUN/best.pt | --eager-architecture] [--images 300]
 
 Single-image latency is the whole path a server runs per request: read the file, decode, quality
 gates, preprocessing, ONNX Runtime (classes and not-skin score), abstention. With --checkpoint, the same
 images also go through the eager PyTorch checkpoint (decode and preprocessing included) in this run, for
-the speed-up. Peak memory and cold start are measured in fresh processes.
+the speed-up. Without the checkpoint, --eager-architecture builds the model file's architecture (backbone,
+classes, input size) in PyTorch with untrained weights: the same operations on the same shapes, so the
+same time (the answers are not compared; tests/inference checks export parity on real checkpoints).
+Peak memory and cold start are measured in fresh processes.
 """
 
 from __future__ import annotations
@@ -38,18 +41,26 @@ def latencies(run, files: list[bytes], warmup: int = 5) -> np.ndarray:
     return np.array(times) * 1000
 
 
-def eager_runner(checkpoint: Path):
+def eager_runner(checkpoint: Path | None, onnx_model=None):
+    """Decode, preprocess and run eager PyTorch per image: the checkpoint, or (``checkpoint`` None)
+    ``onnx_model``'s architecture with untrained weights, for timing only."""
     import torch
 
     from dermlens.data.images import load_rgb
+    from dermlens.models import create_model
     from dermlens.training.checkpoint import load_model
 
-    model, info = load_model(checkpoint)
+    if checkpoint is not None:
+        model, info = load_model(checkpoint)
+        preprocessing = info.preprocessing
+    else:
+        model = create_model(onnx_model.info["backbone"], len(onnx_model.classes), pretrained=False)
+        preprocessing = onnx_model.preprocessing
     model.eval()
 
     def run(data: bytes) -> np.ndarray:
         with torch.inference_mode():
-            return model(torch.from_numpy(info.preprocessing(load_rgb(data)))).numpy()
+            return model(torch.from_numpy(preprocessing(load_rgb(data)))).numpy()
 
     return run
 
@@ -73,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="an exported .onnx model (default: bundled)")
     parser.add_argument("--checkpoint", type=Path, help="the model's PyTorch checkpoint, for the speed-up")
+    parser.add_argument("--eager-architecture", action="store_true",
+                        help="without a checkpoint: time eager PyTorch on the model's architecture")
     parser.add_argument("--images", type=int, default=300)
     args = parser.parse_args()
 
@@ -98,9 +111,10 @@ def main() -> None:
         print(f"batch prediction (batch {batch_size}): {len(results) / seconds:.0f} images/s "
               f"(target >= 100)")
 
-    if args.checkpoint:  # after the ONNX figures: torch's idle OpenMP threads would slow them
-        eager_ms = latencies(eager_runner(args.checkpoint), files)
-        print(f"single image, eager PyTorch:          p50 {np.median(eager_ms):.1f} ms  "
+    if args.checkpoint or args.eager_architecture:  # after the ONNX figures: torch's idle OpenMP threads would slow them
+        eager_ms = latencies(eager_runner(args.checkpoint, predictor.model), files)
+        source = "checkpoint" if args.checkpoint else "architecture, untrained weights"
+        print(f"single image, eager PyTorch ({source}): p50 {np.median(eager_ms):.1f} ms  "
               f"p90 {np.percentile(eager_ms, 90):.1f} ms")
         print(f"speed-up: {np.median(eager_ms) / np.median(onnx_ms):.1f}x (target >= 3x)")
 
