@@ -78,6 +78,7 @@ def rows_for(scores: Scores, val_targets: np.ndarray, test_targets: np.ndarray, 
 def main() -> int:
     from dermlens.data.readers import read_dataset
     from dermlens.data.splits import load_split
+    from dermlens.training.decision_rule import log_class_prior
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="+")
@@ -89,8 +90,7 @@ def main() -> int:
     dataset = read_dataset(args.data)
     split = load_split(args.split, dataset)
     val, test = dataset.subset(split.val), dataset.subset(split.test)
-    counts = np.bincount(dataset.targets[split.train], minlength=len(dataset.classes))
-    log_prior = np.log(counts / counts.sum())
+    log_prior = log_class_prior(dataset.targets[split.train], len(dataset.classes))
     scores = [Scores(path.parent.name if path.stem in ("model", "best") else path.stem,
                      log_probabilities(path, val), log_probabilities(path, test)) for path in args.models]
     if args.pairs:

@@ -19,6 +19,7 @@ from dermlens.data.splits import grouped_split, load_split, save_split
 from dermlens.errors import ModelFileError
 from dermlens.export.recalibrate import append_output_map, recalibrate_onnx
 from dermlens.inference.calibration import fit_temperature, nll_loss
+from dermlens.inference.matrix_scaling import compose_maps
 from dermlens.inference.onnx_model import METADATA_KEY, OnnxModel
 from dermlens.inference.predictor import default_model_path
 
@@ -45,8 +46,8 @@ def distorted(tmp_path_factory) -> Path:
     info = json.loads(entry.value)
     matrix, bias = DISTORTION
     earlier = info["output_map"]
-    info["output_map"] = {"matrix": (matrix @ np.asarray(earlier["matrix"])).tolist(),
-                          "bias": (matrix @ np.asarray(earlier["bias"]) + bias).tolist()}
+    whole = compose_maps((matrix, bias), (earlier["matrix"], earlier["bias"]))
+    info["output_map"] = {"matrix": whole[0].tolist(), "bias": whole[1].tolist()}
     entry.value = json.dumps(info)
     path = tmp_path_factory.mktemp("distorted") / "model.onnx"
     onnx.save(proto, str(path))

@@ -51,6 +51,7 @@ def recalibrate_onnx(model_path: str | Path, dataset: LabelledImages, split: Spl
 
     from dermlens.data.imagecache import load_images
     from dermlens.export.gates import abstention_evidence
+    from dermlens.inference.matrix_scaling import compose_maps
     from dermlens.progress import track
     from dermlens.training.finish import calibrate_and_test
 
@@ -85,8 +86,7 @@ def recalibrate_onnx(model_path: str | Path, dataset: LabelledImages, split: Spl
     info["temperature"] = 1.0
     info["decision_bias"] = None if result.decision_bias is None else list(result.decision_bias)
     earlier = info.get("output_map")  # the graph maps the logits twice: the metadata says the whole
-    total = (matrix, bias) if earlier is None else (matrix @ np.asarray(earlier["matrix"]),
-                                                   matrix @ np.asarray(earlier["bias"]) + bias)
+    total = (matrix, bias) if earlier is None else compose_maps((matrix, bias), (earlier["matrix"], earlier["bias"]))
     info["output_map"] = {"matrix": total[0].tolist(), "bias": total[1].tolist()}
     info["metrics"] = {**(info.get("metrics") or {}), **result.summary(), "decision_rule": rule}
     gates = dict(info.get("gates") or {})

@@ -45,6 +45,19 @@ class MatrixScaling:
                 "cv_nll": round(self.cv_nll, 5), "cv_nll_temperature": round(self.cv_nll_temperature, 5)}
 
 
+def compose_maps(outer: tuple[np.ndarray, np.ndarray], inner: tuple[np.ndarray, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The map ``outer(inner(logits))`` of two ``(matrix, bias)`` maps, as one.
+
+    >>> m, b = compose_maps((2 * np.eye(2), np.ones(2)), (np.eye(2), np.array([1.0, 0.0])))
+    >>> m.tolist(), b.tolist()
+    ([[2.0, 0.0], [0.0, 2.0]], [3.0, 1.0])
+    """
+    outer_matrix, outer_bias = (np.asarray(a, np.float64) for a in outer)
+    inner_matrix, inner_bias = (np.asarray(a, np.float64) for a in inner)
+    return outer_matrix @ inner_matrix, outer_matrix @ inner_bias + outer_bias
+
+
 def fit_matrix_scaling(logits: np.ndarray, targets: np.ndarray, *,
                        strengths: tuple[float, ...] = STRENGTHS, folds: int = FOLDS,
                        seed: int = 0) -> MatrixScaling | None:

@@ -21,15 +21,15 @@ def apply_output_map(model: nn.Module, matrix: np.ndarray, bias: np.ndarray) -> 
     >>> model = create_model("efficientnet_lite0", 7)                            # doctest: +SKIP
     >>> apply_output_map(model, np.eye(7) / 0.6, np.zeros(7))  # a temperature of 0.6, folded  # doctest: +SKIP
     """
+    from dermlens.inference.matrix_scaling import compose_maps
     from dermlens.models.classifier import SkinClassifier
     from dermlens.models.ensemble import EnsembleClassifier
 
     matrix = np.asarray(matrix, np.float64)
     bias = np.asarray(bias, np.float64)
     if isinstance(model, EnsembleClassifier):
-        if model.output_map is not None:  # maps compose: the new one reads the old one's output
-            old_matrix, old_bias = (np.asarray(a, np.float64) for a in model.output_map)
-            matrix, bias = matrix @ old_matrix, matrix @ old_bias + bias
+        if model.output_map is not None:  # the new map reads the old one's output
+            matrix, bias = compose_maps((matrix, bias), model.output_map)
         model.set_output_map(matrix, bias)
         return
     if not isinstance(model, SkinClassifier):

@@ -36,6 +36,16 @@ def balanced_accuracy_of(targets: np.ndarray, decisions: np.ndarray, n_classes: 
     return float(np.mean(hits[present] / counts[present]))
 
 
+def log_class_prior(targets: np.ndarray, n_classes: int) -> np.ndarray:
+    """Log of the class frequencies in ``targets`` (a class with no image counts as one).
+
+    >>> np.exp(log_class_prior(np.array([0, 0, 0, 1]), 2)).tolist()
+    [0.75, 0.25]
+    """
+    counts = np.bincount(np.asarray(targets, np.int64), minlength=n_classes)
+    return np.log(np.maximum(counts, 1) / max(counts.sum(), 1))
+
+
 def best_prior_tau(logits: np.ndarray, targets: np.ndarray, log_prior: np.ndarray) -> float:
     """The `PRIOR_TAUS` strength whose decisions score the best balanced accuracy (the smallest on a tie).
 

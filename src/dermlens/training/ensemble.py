@@ -95,6 +95,7 @@ def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None =
     from dermlens.training.augment import Normalizer
     from dermlens.training.checkpoint import load_model, save_ensemble
     from dermlens.training.dataprep import prepare_data
+    from dermlens.training.decision_rule import log_class_prior
     from dermlens.training.finish import calibrate_and_test, report_held_out
     from dermlens.training.fit import BEST, Run, _validation_scores
     from dermlens.training.loop import predict_logits
@@ -124,8 +125,7 @@ def combine(checkpoints: list[Path], out_dir: Path, *, names: list[str] | None =
 
     val = data.split.val
     val_logits = logits_of(val, "Validating the ensemble")
-    train_counts = np.bincount(data.targets[data.split.train], minlength=len(data.dataset.classes))
-    log_prior = np.log(np.maximum(train_counts, 1) / max(train_counts.sum(), 1))
+    log_prior = log_class_prior(data.targets[data.split.train], len(data.dataset.classes))
     validation = _validation_scores(val_logits, data.targets[val], data.dataset.classes, log_prior)
     tau = validation.pop("prior_tau")
     bias = tuple(decision_bias(log_prior, tau).tolist()) if tau else None

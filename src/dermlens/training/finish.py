@@ -71,12 +71,11 @@ def fit_calibration(val_logits: np.ndarray, val_targets: np.ndarray, train_targe
     from dermlens.inference.calibration import fit_temperature, softmax
     from dermlens.inference.decision import decision_bias as prior_bias
     from dermlens.inference.matrix_scaling import fit_matrix_scaling
-    from dermlens.training.decision_rule import best_prior_tau
+    from dermlens.training.decision_rule import best_prior_tau, log_class_prior
 
     temperature = fit_temperature(val_logits, val_targets)
     scaling = fit_matrix_scaling(val_logits / temperature, val_targets) if calibration == "matrix" else None
-    result = Calibrated(temperature, scaling, None, {})
-    val_calibrated = result.apply(val_logits)
+    val_calibrated = Calibrated(temperature, scaling, None, {}).apply(val_logits)
     record = {"method": "temperature" if scaling is None else "matrix", "temperature": temperature,
               "val_ece_before": expected_calibration_error(val_targets, softmax(val_logits)),
               "val_ece_after": expected_calibration_error(val_targets, softmax(val_calibrated))}
@@ -86,8 +85,7 @@ def fit_calibration(val_logits: np.ndarray, val_targets: np.ndarray, train_targe
     if scaling is not None:
         record.update({"matrix_strength": scaling.strength, "cv_nll": round(scaling.cv_nll, 5),
                        "cv_nll_temperature": round(scaling.cv_nll_temperature, 5)})
-        counts = np.bincount(train_targets, minlength=val_logits.shape[1])
-        log_prior = np.log(np.maximum(counts, 1) / max(counts.sum(), 1))
+        log_prior = log_class_prior(train_targets, val_logits.shape[1])
         record["prior_tau"] = best_prior_tau(val_calibrated, val_targets, log_prior)
         bias = prior_bias(log_prior, record["prior_tau"]) if record["prior_tau"] else None
     if rule == "per_class":
@@ -95,8 +93,7 @@ def fit_calibration(val_logits: np.ndarray, val_targets: np.ndarray, train_targe
 
         # refined on calibrated logits, so the grid of shifts means the same for every model
         bias = refine_decision_bias(val_calibrated, val_targets, bias)
-    result.decision_bias, result.record = bias, record
-    return result
+    return Calibrated(temperature, scaling, bias, record)
 
 
 def calibrate_and_test(logits_of: Callable[[np.ndarray, str], np.ndarray], data, decision_bias,
@@ -157,8 +154,9 @@ def finish_run(trainer):
 
         apply_output_map(model, *result.output_map)
         info.temperature = 1.0
+    tau = result.calibration.get("prior_tau", best_row.get("prior_tau", 0.0))  # the tau in effect
     info.metrics = {**result.summary(), "selected_epoch": best_row["epoch"],
-                    "selected_stage": best_row["stage"], "prior_tau": result.calibration.get("prior_tau", best_row.get("prior_tau", 0.0)),
+                    "selected_stage": best_row["stage"], "prior_tau": tau,
                     "decision_rule": rule,
                     "validation": {k: v for k, v in best_row.items() if k.startswith("val_")},
                     "minutes": round(trainer.minutes(), 2)}
