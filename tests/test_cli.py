@@ -54,7 +54,7 @@ def test_main_help_lists_every_command(runner):
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     assert set(COMMANDS) == {"train", "ensemble", "evaluate", "export", "predict", "info", "backbones", "experiment", "serve",
-                             "project", "recalibrate"}
+                             "project", "recalibrate", "quantize"}
     for command in COMMANDS:
         assert command in result.output
     assert "not a diagnosis" in result.output

@@ -107,5 +107,6 @@ def test_info_prints_the_model_card_summary(runner):
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0, result.output
     for fragment in ("HAM10000", "CC BY-NC 4.0", "balanced accuracy", "macro AUC", "temperature",
-                     "not-skin check", "uncertain below", "known limits", "not a diagnosis", "mel (Melanoma)"):
+                     "not-skin check", "uncertain below", "known limits", "not a diagnosis", "mel (Melanoma)",
+                     "int8: convolutional trunk quantized"):
         assert fragment in result.stdout, fragment

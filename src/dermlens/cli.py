@@ -39,6 +39,12 @@ DataOption = Annotated[Path, typer.Option("--data", help="A folder with labels.c
                                           "truth or labels.csv).")]
 ImagesOption = Annotated[Path | None, typer.Option("--images", help="Image folder when the CSV's "
                                                       "images are not beside it.")]
+SplitOption = Annotated[Path, typer.Option("--split", help="The split file the model was trained on "
+                                           "(split.json of its run): validation calibrates, test reports.")]
+ReportOption = Annotated[Path | None, typer.Option("--report", help="Folder for the test report "
+                                                   "(default: beside --out).")]
+CardOption = Annotated[Path | None, typer.Option("--card", help="YAML with model-card facts to embed in "
+                                                 "place of the model's.")]
 
 
 @app.command()
@@ -172,24 +178,18 @@ def export(
 def recalibrate(
     model: Annotated[Path, typer.Option("--model", help="An exported model (.onnx), e.g. the bundled one.")],
     data: DataOption,
-    split: Annotated[Path, typer.Option("--split", help="The split file the model was trained on "
-                                        "(split.json of its run): validation calibrates, test reports.")],
+    split: SplitOption,
     out: Annotated[Path, typer.Option("--out", help="The recalibrated .onnx file to write.")],
     images: ImagesOption = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Folder for the test report "
-                                                "(default: beside --out).")] = None,
-    card: Annotated[Path | None, typer.Option("--card", help="YAML with model-card facts to embed in "
-                                                 "place of the model's.")] = None,
+    report: ReportOption = None,
+    card: CardOption = None,
 ) -> None:
     """Recalibrate an exported model by matrix scaling on its validation split (no retraining): a new
     file with calibrated logits, decision rule and abstention threshold, and a test report."""
-    from dermlens.data.readers import read_dataset
-    from dermlens.data.splits import load_split
     from dermlens.export.recalibrate import recalibrate_onnx
 
-    dataset = read_dataset(data, images_dir=images)
     report = report or out.parent / f"{out.stem}-recalibration"
-    result = recalibrate_onnx(model, dataset, load_split(split, dataset), out, report,
+    result = recalibrate_onnx(model, *_dataset_and_split(data, images, split), out, report,
                               card=_read_card(card) if card else None)
     metrics, calibration = result["metrics"], result["calibration"]
     typer.echo(f"validation ECE {calibration['val_ece_temperature']:.3f} with the temperature, "
@@ -197,6 +197,44 @@ def recalibrate(
                f"{metrics['balanced_accuracy']:.3f}, macro AUC {_fmt(metrics['macro_auc'])}")
     typer.echo(f"report: {report / 'evaluation' / 'report.html'}")
     typer.echo(str(out))
+
+
+@app.command()
+@friendly_errors
+def quantize(
+    model: Annotated[Path, typer.Option("--model", help="An exported float model (.onnx), e.g. the bundled one.")],
+    data: DataOption,
+    split: SplitOption,
+    out: Annotated[Path, typer.Option("--out", help="The int8 .onnx file to write.")],
+    images: ImagesOption = None,
+    calibration_images: Annotated[int, typer.Option(
+        "--calibration-images", min=1, help="Training images of the split that set the int8 ranges.")] = 400,
+    report: ReportOption = None,
+    card: CardOption = None,
+) -> None:
+    """Quantize an exported model's convolutional trunk to int8 (faster and about 3x smaller), then
+    recalibrate it on its validation split and report it on its test split."""
+    from dermlens.export.quantize import quantize_onnx
+
+    report = report or out.parent / f"{out.stem}-quantization"
+    result = quantize_onnx(model, *_dataset_and_split(data, images, split), out, report,
+                           n_images=calibration_images, card=_read_card(card) if card else None)
+    metrics, agreement = result["metrics"], result["agreement"]
+    typer.echo(f"int8 and float agree on the top class of {agreement['same_top_class']:.1%} of "
+               f"{agreement['images']} held-out images (largest probability change "
+               f"{agreement['max_probability_change']:.3f}); recalibrated: test balanced accuracy "
+               f"{metrics['balanced_accuracy']:.3f}, macro AUC {_fmt(metrics['macro_auc'])}")
+    typer.echo(f"report: {report / 'evaluation' / 'report.html'}")
+    typer.echo(str(out))
+
+
+def _dataset_and_split(data: Path, images: Path | None, split: Path):
+    """The dataset and the saved split of it that a model was trained on."""
+    from dermlens.data.readers import read_dataset
+    from dermlens.data.splits import load_split
+
+    dataset = read_dataset(data, images_dir=images)
+    return dataset, load_split(split, dataset)
 
 
 def _read_card(path: Path) -> dict:

@@ -25,6 +25,8 @@ from dermlens.errors import ModelFileError
 from dermlens.inference.onnx_model import CLASS_MAPS, METADATA_KEY, OnnxModel
 
 LOGITS = "logits"
+NOT_SKIN = "not_skin_score"
+VALIDATION = "Validation split"
 
 
 @dataclass
@@ -38,11 +40,17 @@ class SplitData:
 
 def recalibrate_onnx(model_path: str | Path, dataset: LabelledImages, split: Split, out_path: str | Path,
                      report_dir: str | Path, *, card: dict | None = None, cache_dir: Path | None = None,
-                     batch_size: int = 32) -> dict:
+                     batch_size: int = 32, require_map: bool = True, refit_not_skin: bool = False,
+                     extra_info: dict | None = None) -> dict:
     """Write ``out_path``: ``model_path`` recalibrated on ``split``'s validation images of ``dataset``
     (the split the model was trained on), with ``card`` (model-card facts) in place of the model's when
     given; -> the calibration record and the held-out metrics. A model recalibrated before gets a
     second map on top, and its metadata the two composed.
+
+    Where matrix scaling does not pay, ``require_map=False`` keeps the graph and stores the fitted
+    temperature instead of raising. ``refit_not_skin=True`` reads the not-skin threshold again off
+    this graph's validation scores, at the quantile the model's evidence names (for a graph whose
+    features changed, such as an int8 one). ``extra_info`` is merged into the metadata.
 
     >>> recalibrate_onnx("model.onnx", read_dataset("ham10000"), load_split("split.json", ham),
     ...                  "model-recalibrated.onnx", "recalibration")   # doctest: +SKIP
@@ -65,38 +73,59 @@ def recalibrate_onnx(model_path: str | Path, dataset: LabelledImages, split: Spl
     row[needed] = np.arange(len(needed))
     images = load_images([dataset.paths[i] for i in needed], prep, cache_dir)
 
+    not_skin = refit_not_skin and model.has_not_skin_check
+    names = model.serving_outputs if not_skin else [LOGITS]
+    not_skin_scores: dict[str, np.ndarray] = {}
+
     def logits_of(indices: np.ndarray, label: str) -> np.ndarray:
         chunks = [row[indices[i:i + batch_size]] for i in range(0, len(indices), batch_size)]
-        return np.concatenate([model.logits(prep.normalize(np.asarray(images[chunk])))
-                               for chunk in track(chunks, label, total=len(chunks))])
+        runs = [model.run_outputs(prep.normalize(np.asarray(images[chunk])), names)
+                for chunk in track(chunks, label, total=len(chunks))]
+        if not_skin:
+            not_skin_scores[label] = np.concatenate([run[NOT_SKIN].reshape(-1) for run in runs])
+        return np.concatenate([run[LOGITS] for run in runs])
 
     data = SplitData(dataset, split, np.asarray(dataset.targets))
-    val_logits = logits_of(np.asarray(split.val), "Validation split")
+    val_logits = logits_of(np.asarray(split.val), VALIDATION)
     rule = (model.info.get("metrics", {}) or {}).get("decision_rule", "prior")
     result = calibrate_and_test(logits_of, data, model.info.get("decision_bias"), Path(report_dir),
                                 f"dermlens {model.info.get('backbone', 'model')} recalibrated",
                                 val_logits=val_logits, rule=rule, calibration="matrix")
-    if result.output_map is None:
+    proto = onnx.load(str(model_path))
+    info = dict(model.info)
+    info["decision_bias"] = None if result.decision_bias is None else list(result.decision_bias)
+    if result.output_map is not None:
+        matrix, bias = result.output_map
+        proto = append_output_map(proto, matrix, bias)
+        info["temperature"] = temperature = 1.0
+        earlier = info.get("output_map")  # the graph maps the logits twice: the metadata says the whole
+        total = (matrix, bias) if earlier is None else compose_maps((matrix, bias), (earlier["matrix"],
+                                                                                   earlier["bias"]))
+        info["output_map"] = {"matrix": total[0].tolist(), "bias": total[1].tolist()}
+        val_logits = val_logits @ matrix.T + bias
+    elif require_map:
         raise ModelFileError(f"matrix scaling does not improve {model_path} on this validation split "
                              f"(its cross-validated log-likelihood is no better, or a class has fewer than "
                              f"5 validation images); the model is left as it is")
-    matrix, bias = result.output_map
-    proto = append_output_map(onnx.load(str(model_path)), matrix, bias)
-    info = dict(model.info)
-    info["temperature"] = 1.0
-    info["decision_bias"] = None if result.decision_bias is None else list(result.decision_bias)
-    earlier = info.get("output_map")  # the graph maps the logits twice: the metadata says the whole
-    total = (matrix, bias) if earlier is None else compose_maps((matrix, bias), (earlier["matrix"], earlier["bias"]))
-    info["output_map"] = {"matrix": total[0].tolist(), "bias": total[1].tolist()}
+    else:
+        info["temperature"] = temperature = result.temperature
+    earlier_calibration = (info.get("metrics") or {}).get("calibration")
     info["metrics"] = {**(info.get("metrics") or {}), **result.summary(), "decision_rule": rule}
+    if earlier_calibration:  # the graph keeps the earlier calibration's map: so does its record
+        info["metrics"]["calibration"] = {**info["metrics"]["calibration"], "earlier": earlier_calibration}
     gates = dict(info.get("gates") or {})
-    recalibrated_val = val_logits @ matrix.T + bias
-    target_accuracy = ((gates.get("evidence") or {}).get("uncertain") or {}).get("target_accuracy", 0.9)
-    abstention = abstention_evidence(recalibrated_val, data.targets[split.val], 1.0, result.decision_bias,
+    evidence = dict(gates.get("evidence") or {})
+    target_accuracy = (evidence.get("uncertain") or {}).get("target_accuracy", 0.9)
+    abstention = abstention_evidence(val_logits, data.targets[split.val], temperature, result.decision_bias,
                                      target_accuracy)
     gates["min_confidence"] = abstention["threshold"]
-    gates["evidence"] = {**(gates.get("evidence") or {}), "uncertain": abstention}
+    evidence["uncertain"] = abstention
+    if not_skin:
+        gates["not_skin_threshold"], evidence["not_skin"] = refitted_not_skin_threshold(
+            not_skin_scores, evidence.get("not_skin") or {})
+    gates["evidence"] = evidence
     info["gates"] = gates
+    info.update(extra_info or {})
     if card is not None:
         info["card"] = card
     del proto.metadata_props[:]
@@ -105,7 +134,24 @@ def recalibrate_onnx(model_path: str | Path, dataset: LabelledImages, split: Spl
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out_path))
-    return {"calibration": result.calibration, "metrics": result.metrics, "decision_bias": result.decision_bias}
+    return {"calibration": result.calibration, "metrics": result.metrics, "decision_bias": result.decision_bias,
+            "gates": gates}
+
+
+def refitted_not_skin_threshold(scores: dict[str, np.ndarray], evidence: dict) -> tuple[float, dict]:
+    """The not-skin threshold read again off ``scores[VALIDATION]`` at the quantile ``evidence`` names
+    (0.99 if none), with the evidence updated: how many validation and test images it turns away."""
+    from dermlens.inference.notskin import rejection_threshold
+
+    quantile = float(evidence.get("threshold_quantile", 0.99))
+    threshold = rejection_threshold(scores[VALIDATION], 1.0 - quantile)
+    updated = {**evidence, "threshold_quantile": quantile, "threshold_read_off": "this graph's validation scores",
+               "validation_rejected": float(np.mean(scores[VALIDATION] > threshold))}
+    updated.pop("test_rejected", None)
+    held_out = [label for label in scores if label != VALIDATION]
+    if held_out:
+        updated["test_rejected"] = float(np.mean(scores[held_out[0]] > threshold))
+    return threshold, updated
 
 
 def append_output_map(proto, matrix: np.ndarray, bias: np.ndarray):

@@ -21,6 +21,7 @@ Shape = tuple[int | str, ...]
 
 # ops whose output describes a tensor's shape, not its values: what follows them is shape arithmetic
 SHAPE_OPS = frozenset({"Shape", "Size"})
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 OPS_WIDTH = 48  # the ops column of the text table; to_dict has them all
 
 
@@ -101,13 +102,18 @@ def model_summary(onnx_model: Path) -> ModelSummary:
     weights = {init.name: _size(init.dims) for init in graph.initializer}
     weights.update({out: _size(attr.t.dims) for node in graph.node if node.op_type == "Constant"
                     for attr in node.attribute if attr.name == "value" for out in node.output})
+    # an int8 graph (`dermlens.export.quantize`) stores a weight as int8 read through DequantizeLinear:
+    # the weight counts as a parameter of the layer using it, its scales and zero points do not
+    weights.update({node.output[0]: weights[node.input[0]] for node in graph.node
+                    if node.op_type == "DequantizeLinear" and node.input[0] in weights})
     inputs = [i for i in graph.input if i.name not in weights]
     data = {i.name for i in inputs}
     computing = []
     for node in graph.node:
         if node.op_type not in SHAPE_OPS and any(name in data for name in node.input):
             data.update(node.output)
-            computing.append(node)
+            if node.op_type not in QDQ_OPS:  # rounding activations to int8 and back is not a layer
+                computing.append(node)
     shapes = _shapes(model, [n.output[0] for n in computing] + [o.name for o in graph.output])
     counted: set[str] = set()
     rows = []

@@ -60,11 +60,19 @@ def card_summary(model: OnnxModel) -> str:
         lines.append(f"external ({name}): " + ", ".join(f"{k} {_num(v)}" for k, v in figures.items()))
     if card.get("sensitivity"):
         lines.append("sensitivity per class: " + ", ".join(f"{c} {_pct(v)}" for c, v in card["sensitivity"].items()))
-    calibration = metrics.get("calibration", {})
-    how = (f"matrix scaling on temperature {calibration.get('temperature', 1.0):.3f} (folded into the model)"
-           if calibration.get("method") == "matrix" else f"temperature {model.temperature:.3f}")
+    steps = _calibration_steps(metrics.get("calibration") or {})
+    how = ", then ".join(
+        f"matrix scaling on temperature {step.get('temperature', 1.0):.3f} (folded into the model)"
+        if step.get("method") == "matrix" else f"temperature {step.get('temperature', model.temperature):.3f}"
+        for step in steps)
     lines.append(f"calibration: {how}; validation ECE "
-                 f"{_num(calibration.get('val_ece_before'))} before, {_num(calibration.get('val_ece_after'))} after")
+                 f"{_num(steps[0].get('val_ece_before'))} before, {_num(steps[-1].get('val_ece_after'))} after")
+    quantization = info.get("quantization")
+    if quantization:
+        agreement = quantization.get("float_agreement") or {}
+        lines.append(f"int8: convolutional trunk quantized ({quantization.get('calibration_images')} training "
+                     f"images set the ranges); same top class as the float model on "
+                     f"{_pct(agreement.get('same_top_class'))} of {agreement.get('images')} held-out images")
     uncertain = gates.evidence.get("uncertain", {})
     lines.append(f"uncertain below top probability {gates.min_confidence:.2f}"
                  + (f" (validation: {_pct(uncertain.get('coverage'))} answered, "
@@ -81,6 +89,16 @@ def card_summary(model: OnnxModel) -> str:
     lines.append(f"intended use: {card.get('intended_use', 'decision support for skin-lesion assessment')}")
     lines.append(DISCLAIMER)
     return "\n".join(lines)
+
+
+def _calibration_steps(calibration: dict) -> list[dict]:
+    """A model recalibrated after training (`dermlens recalibrate`, `dermlens quantize`) records the
+    calibration before in ``earlier``: the steps, first to last."""
+    steps = []
+    while calibration:
+        steps.insert(0, calibration)
+        calibration = calibration.get("earlier") or {}
+    return steps or [{}]
 
 
 def card_facts(model: OnnxModel) -> dict:
@@ -100,6 +118,7 @@ def card_facts(model: OnnxModel) -> dict:
         "held_out": _held_out(info),
         "external": card.get("external"),
         "calibration": {**(metrics.get("calibration", {}) or {}), "temperature": model.temperature},
+        "quantization": info.get("quantization"),
         "abstention": {"min_confidence": gates.min_confidence, **(evidence.get("uncertain", {}) or {})},
         "not_skin_check": ({"threshold": gates.not_skin_threshold, **(evidence.get("not_skin", {}) or {})}
                            if model.has_not_skin_check else None),
