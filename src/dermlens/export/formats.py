@@ -243,32 +243,18 @@ def _predict_copy(path: Path, job: _Job) -> np.ndarray:
 
 
 def _produce_onnx_int8(job: _Job) -> Path:
-    """Static QDQ quantization calibrated on the check images: int8 weights per output channel and
-    symmetric int8 activations. Measured on 105 held-out HAM10000 images with an EfficientNet-Lite0
-    (14 others for calibration), top-class agreement with the float model was 0.93 for this recipe,
-    0.89 for dynamic quantization and 0.69 for ONNX Runtime's default (asymmetric uint8 activations)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    """Static int8 quantization of the convolutional trunk calibrated on the check images
+    (`dermlens.export.quantize.quantize_trunk`: int8 weights per output channel, uint8 activations; the
+    classifier, class maps and not-skin density stay float). On the bundled model's float version, with
+    14 HAM10000 images for the ranges, it kept the top class of 102 of 105 other images, as many as
+    symmetric int8 activations on every operator did, and ran 1.6x faster than float where that recipe
+    ran 1.4x slower (ONNX Runtime's x86 kernels want uint8 activations)."""
+    from dermlens.export.quantize import quantize_trunk
 
     if not len(job.batch):
         raise ExportError("int8 quantization is calibrated on the check images; give at least one")
-
-    class CheckImages(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter([{"image": job.batch[i:i + 1]} for i in range(len(job.batch))])
-
-        def get_next(self) -> dict | None:
-            return next(self.feeds, None)
-
     target = job.out_dir / "model-int8.onnx"
-    quantize_static(str(job.onnx_model), str(target), CheckImages(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, extra_options={"ActivationSymmetric": True})
+    quantize_trunk(job.onnx_model, target, (job.batch[i:i + 1] for i in range(len(job.batch))))
     OnnxModel.load(target)  # the metadata survived quantization
     return target
 
