@@ -75,7 +75,7 @@ def quantize_trunk(model_path: str | Path, out_path: str | Path, batches: Iterat
         prepared = Path(work) / "prepared.onnx"  # shapes inferred and the graph simplified first, as advised
         quant_pre_process(str(model_path), str(prepared), skip_optimization=False)
         nodes = trunk_nodes(onnx.load(str(prepared)).graph)
-        if not any(True for _ in nodes):
+        if not nodes:
             raise ModelFileError(f"{model_path} has no convolutional trunk to quantize")
         quantize_static(str(prepared), str(out_path), Batches(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
