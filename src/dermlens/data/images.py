@@ -106,7 +106,7 @@ def shades_of_gray(rgb: np.ndarray, power: float = 6.0) -> np.ndarray:
     used by most ISIC challenge winners).
     """
     # the p-norm per channel from Pillow's 256-bin histogram: exact for uint8 and 10x faster than powers
-    # of every pixel; the gains are then applied through Pillow's lookup table per channel (0.8 -> 0.2 ms
+    # of every pixel; the gains are then applied through Pillow's lookup table per channel (0.8 -> 0.3 ms
     # at 256x192, bit-identical to numpy's)
     image = Image.fromarray(np.ascontiguousarray(rgb, np.uint8), "RGB")
     levels = np.arange(256, dtype=np.float64)

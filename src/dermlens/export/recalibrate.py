@@ -134,8 +134,7 @@ def recalibrate_onnx(model_path: str | Path, dataset: LabelledImages, split: Spl
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out_path))
-    return {"calibration": result.calibration, "metrics": result.metrics, "decision_bias": result.decision_bias,
-            "gates": gates}
+    return {"calibration": result.calibration, "metrics": result.metrics, "decision_bias": result.decision_bias}
 
 
 def refitted_not_skin_threshold(scores: dict[str, np.ndarray], evidence: dict) -> tuple[float, dict]:
